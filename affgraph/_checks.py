@@ -1,0 +1,70 @@
+"""Input validation shared by every public entry point.
+
+Each check raises a ``ValueError`` that names the argument and what was wrong, so that bad
+input fails loudly before any computation (and before anything is written or cached).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(name: str, x: Tensor, ndim: Optional[int] = None) -> None:
+    """Require ``x`` to be a floating tensor (of ``ndim`` dimensions) with finite values."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if x.is_floating_point() and x.numel() > 0 and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def check_same_shape(names: Sequence[str], tensors: Sequence[Tensor], dims: Sequence[int]) -> None:
+    """Require the listed dimensions of all tensors to agree."""
+    ref = tensors[0]
+    for n, t in zip(names[1:], tensors[1:]):
+        for d in dims:
+            if t.shape[d] != ref.shape[d]:
+                raise ValueError(
+                    f"{names[0]} and {n} disagree in dimension {d}: "
+                    f"{tuple(ref.shape)} vs {tuple(t.shape)}"
+                )
+
+
+def check_edge_index(edge_index: Tensor, num_src: int, num_dst: Optional[int] = None) -> None:
+    """Require a ``[2, E]`` integer ``edge_index`` with sources < ``num_src``, targets < ``num_dst``."""
+    num_dst = num_src if num_dst is None else num_dst
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
+        raise ValueError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
+    if edge_index.numel() == 0:
+        return
+    if int(edge_index.min()) < 0:
+        raise ValueError("edge_index contains negative node indices")
+    if int(edge_index[0].max()) >= num_src:
+        raise ValueError(
+            f"edge_index source index {int(edge_index[0].max())} out of range for {num_src} nodes"
+        )
+    if int(edge_index[1].max()) >= num_dst:
+        raise ValueError(
+            f"edge_index target index {int(edge_index[1].max())} out of range for {num_dst} nodes"
+        )
+
+
+def check_batch(batch: Optional[Tensor], num_nodes: int) -> None:
+    """Require ``batch`` (if given) to be a sorted ``[N]`` integer vector of graph ids."""
+    if batch is None:
+        return
+    if batch.dim() != 1 or batch.numel() != num_nodes:
+        raise ValueError(f"batch must have shape [{num_nodes}], got {tuple(batch.shape)}")
+    if batch.is_floating_point():
+        raise ValueError(f"batch must be an integer tensor, got {batch.dtype}")
+    if num_nodes > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch must be sorted (nodes of each graph contiguous), as PyG produces it")
+    if num_nodes > 0 and int(batch.min()) < 0:
+        raise ValueError("batch contains negative graph ids")
