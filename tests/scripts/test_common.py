@@ -1,0 +1,43 @@
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from _common import markdown_table, mean_std, peak_memory, set_seed, time_call, write_rows  # noqa: E402
+
+
+def test_mean_std_hand_computed():
+    # mean 0.81, sample std sqrt(((0.01)^2 * 2) / 1) = 0.014142 -> x100 = 81.0 ± 1.4
+    assert mean_std([0.80, 0.82], scale=100) == "81.0 ± 1.4"
+    assert mean_std([0.5], scale=100, digits=2) == "50.00 ± 0.00"
+
+
+def test_markdown_table_layout():
+    table = markdown_table(["model", "acc"], [["gcn", "81.5"], ["gat", "83.0"]])
+    assert table.splitlines() == ["| model | acc |", "|---|---|", "| gcn | 81.5 |", "| gat | 83.0 |"]
+
+
+def test_write_rows_roundtrip(tmp_path):
+    rows = [{"a": 1, "b": 2.5}, {"a": 2, "c": "x"}]
+    write_rows(rows, csv_path=str(tmp_path / "r.csv"), json_path=str(tmp_path / "r.json"))
+    assert json.loads((tmp_path / "r.json").read_text()) == rows
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "a,b,c" and lines[1] == "1,2.5," and lines[2] == "2,,x"
+
+
+def test_set_seed_determinism():
+    set_seed(3)
+    a = torch.rand(4)
+    set_seed(3)
+    assert torch.equal(a, torch.rand(4))
+
+
+def test_time_and_peak_memory_measure_something():
+    calls = []
+    t = time_call(lambda: calls.append(1), repeat=3, warmup=2)
+    assert len(calls) == 5 and t >= 0.0
+    # a 400 MB allocation touched in full must show up (ru_maxrss is in KiB on Linux)
+    grow = peak_memory(lambda: torch.ones(100_000_000).sum())
+    assert grow >= 300 * 2**20
