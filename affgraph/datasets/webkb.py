@@ -1,0 +1,36 @@
+"""The WebKB heterophilous web-page graphs (Cornell, Texas, Wisconsin) with geom-gcn splits."""
+from __future__ import annotations
+
+import os
+
+from torch_geometric.data import Data
+from torch_geometric.datasets import WebKB
+
+from affgraph.datasets._pyg import load_verified
+from affgraph.datasets._root import lookup, verify
+
+
+def load_webkb(name: str, root: str | os.PathLike | None = None) -> Data:
+    r"""A WebKB graph from `"Geom-GCN: Geometric Graph Convolutional Networks"
+    <https://openreview.net/forum?id=S1e2agrFvS>`_ (Pei et al., ICLR 2020), as PyG's ``WebKB``
+    builds it: web pages of one university, hyperlinks as directed edges, 5 page classes.
+
+    The raw files under ``{root}/webkb/{name}/raw/`` are checked against the manifest's sha256
+    first; the root may be read-only.
+
+    Args:
+        name (str): ``"Cornell"``, ``"Texas"`` or ``"Wisconsin"`` (case-insensitive).
+        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else
+            ``datasets/cache/``. (default: :obj:`None`)
+
+    Shapes:
+        - **x**: :math:`(N, 1703)`, **edge_index**: :math:`(2, E)`, **y**: :math:`(N)`
+        - **train_mask**, **val_mask**, **test_mask**: :math:`(N, 10)` boolean, the 10 fixed
+          60/20/20 geom-gcn splits (column ``s`` is split ``s``).
+    """
+    canonical, entry = lookup(name, "webkb")
+    files = list(entry["files"])
+    base = verify(canonical, root, files=files)
+    sums = [entry["files"][rel]["sha256"][0] + rel for rel in files]
+    raw = base / "webkb" / canonical.lower() / "raw"
+    return load_verified(WebKB, raw, ["webkb", canonical], sums, name=canonical)
