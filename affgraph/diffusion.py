@@ -1,0 +1,465 @@
+r"""Multi-hop diffusion over an affinity graph: :math:`\sum_k \theta_k A^k x`.
+
+One hop of message passing applies an affinity matrix :math:`A` to node (or feature) signals;
+K hops apply it K times and mix the results with coefficients :math:`\theta_0..\theta_K`
+(APPNP, SGC, GPR-GNN, heat kernels); infinitely many hops are the closed form of the series, a
+linear solve (Katz centrality, Inf-FS, personalised PageRank). :math:`A^k` is never formed:
+:math:`A` is only ever applied to a signal, through a callable ``apply_A(x) = A x``.
+
+Conventions: ``edge_index[0]`` is the source :math:`j`, ``edge_index[1]`` the target :math:`i`,
+row :math:`i` of :math:`A` holds the incoming edges of :math:`i` (PyG's ``source_to_target``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+from torch import Tensor
+
+from affgraph._checks import check_edge_index, check_tensor
+
+__all__ = ["coefficients", "propagate", "spectral_radius", "spectral_radius_dense",
+           "spectral_radius_op", "solve_linear", "COEFF_KINDS"]
+
+#: The named coefficient families of :func:`coefficients`.
+COEFF_KINDS = ("katz", "inffs", "ppr", "heat", "uniform", "power")
+
+ApplyA = Callable[[Tensor], Tensor]
+
+
+def _check_hops(hops: Union[int, float]) -> None:
+    if isinstance(hops, bool) or not isinstance(hops, (int, float)):
+        raise TypeError(f"hops must be a non-negative int or math.inf, got {type(hops).__name__}")
+    if isinstance(hops, float) and hops != math.inf:
+        raise TypeError(f"hops must be a non-negative int or math.inf, got {hops!r}")
+    if hops < 0:
+        raise ValueError(f"hops must be >= 0, got {hops}")
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in COEFF_KINDS:
+        raise ValueError(f"unknown coefficient family {kind!r}; expected one of {COEFF_KINDS} "
+                         "or a tensor of coefficients")
+    return kind
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (isinstance(alpha, (int, float)) and 0.0 < alpha <= 1.0):
+        raise ValueError(f"alpha must lie in (0, 1], got {alpha!r}")
+
+
+def _check_positive(name: str, v: float) -> None:
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite positive number, got {v!r}")
+
+
+def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = None,
+                 alpha: float = 0.1, t: float = 1.0) -> Tensor:
+    r"""The hop coefficients :math:`\theta_0, \dots, \theta_K` of a diffusion family.
+
+    .. math::
+        \text{katz, inffs:}\quad \theta_0 = 0,\ \theta_k = r^k \ (k \ge 1) \qquad
+        \text{ppr:}\quad \theta_k = \alpha (1-\alpha)^k \ (k < K),\ \theta_K = (1-\alpha)^K
+
+    .. math::
+        \text{heat:}\quad \theta_k = e^{-t} \frac{t^k}{k!} \qquad
+        \text{uniform:}\quad \theta_k = \frac{1}{K+1} \qquad
+        \text{power:}\quad \theta_k = [k = K]
+
+    ``ppr`` puts the tail mass :math:`\sum_{k \ge K} \alpha(1-\alpha)^k = (1-\alpha)^K` on the
+    last power, so that the coefficients sum to 1 and K hops equal PyG's ``APPNP(K, alpha)``
+    iteration exactly. ``heat`` is the plain truncation of the exponential series. ``power``
+    (a single power :math:`A^K`) is SGC's propagation.
+
+    Args:
+        kind (str or Tensor): one of ``"katz"``, ``"inffs"``, ``"ppr"``, ``"heat"``,
+            ``"uniform"``, ``"power"``, or a 1-D tensor of ``hops + 1`` coefficients (returned
+            as is, so gradients flow to a learnable GPR-style tensor).
+        hops (int): the number of hops :math:`K \ge 0`.
+        r (float, optional): the Katz decay (required for ``katz``/``inffs``).
+        alpha (float): the teleport probability of ``ppr``, in :math:`(0, 1]`. (default: ``0.1``)
+        t (float): the diffusion time of ``heat``. (default: ``1.0``)
+
+    Shapes:
+        - **output:** :math:`(K + 1,)`, float64 for a named family.
+    """
+    _check_hops(hops)
+    if hops == math.inf:
+        raise ValueError("an infinite series has no finite coefficient vector; "
+                         "use propagate(..., hops=math.inf)")
+    if isinstance(kind, Tensor):
+        check_tensor("coeffs", kind, ndim=1)
+        if kind.numel() != hops + 1:
+            raise ValueError(f"a coefficient tensor for hops={hops} needs {hops + 1} entries, "
+                             f"got {kind.numel()}")
+        return kind
+    if not isinstance(kind, str):
+        raise TypeError(f"coeffs must be a str or a Tensor, got {type(kind).__name__}")
+    _check_kind(kind)
+    k = torch.arange(hops + 1, dtype=torch.float64)
+    if kind in ("katz", "inffs"):
+        if r is None:
+            raise ValueError(f"coeffs={kind!r} needs the decay r")
+        _check_positive("r", r)
+        theta = torch.tensor(float(r), dtype=torch.float64) ** k
+        theta[0] = 0.0
+    elif kind == "ppr":
+        _check_alpha(alpha)
+        theta = alpha * (1.0 - alpha) ** k
+        theta[-1] = (1.0 - alpha) ** hops
+    elif kind == "heat":
+        _check_positive("t", t)
+        theta = torch.exp(-t + k * math.log(t) - torch.lgamma(k + 1))
+    elif kind == "uniform":
+        theta = torch.full((hops + 1,), 1.0 / (hops + 1), dtype=torch.float64)
+    else:  # power
+        theta = torch.zeros(hops + 1, dtype=torch.float64)
+        theta[-1] = 1.0
+    return theta
+
+
+# ----------------------------------------------------------------------------------------------
+# spectral radius
+# ----------------------------------------------------------------------------------------------
+
+def _arpack_rho(op: spla.LinearOperator, n: int, symmetric: bool, tol: float) -> float:
+    """Largest |eigenvalue| by Lanczos (symmetric) or Arnoldi, from the all-ones start vector."""
+    v0 = np.ones(n)
+    if symmetric:
+        vals = spla.eigsh(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
+    else:
+        vals = spla.eigs(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
+    return float(np.abs(vals).max())
+
+
+def spectral_radius_op(apply_A: ApplyA, like: Tensor, *, symmetric: bool = False,
+                       tol: float = 1e-10) -> float:
+    r"""Spectral radius :math:`\rho(A) = \max_i |\lambda_i(A)|` of an operator given as a callable.
+
+    Lanczos (``symmetric=True``) or implicitly restarted Arnoldi iterations (ARPACK), each one
+    application of ``apply_A``; no matrix is formed. ``apply_A`` is probed with signals shaped
+    like ``like`` but with a last dimension of 1 (for ``like`` of 2+ dimensions), so an
+    operator that acts differently on trailing slices (e.g. one attention matrix per head)
+    returns the largest radius over them. Operators of fewer than 4 rows are formed densely.
+
+    Args:
+        apply_A (callable): ``apply_A(x) = A x`` for ``x`` of shape ``[N, ...]``.
+        like (Tensor): a signal of the shape, dtype and device ``apply_A`` accepts.
+        symmetric (bool): whether :math:`A` is symmetric. (default: ``False``)
+        tol (float): ARPACK's relative tolerance on the eigenvalue. (default: ``1e-10``)
+    """
+    shape = tuple(like.shape[:-1]) + (1,) if like.dim() >= 2 else tuple(like.shape)
+    n = int(np.prod(shape))
+
+    def mv(v: np.ndarray) -> np.ndarray:
+        vt = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).reshape(shape))
+        with torch.no_grad():
+            out = apply_A(vt.to(device=like.device, dtype=like.dtype))
+        return out.detach().to("cpu", torch.float64).numpy().reshape(-1)
+
+    if n == 0:
+        return 0.0
+    if n < 4:
+        dense = np.stack([mv(e) for e in np.eye(n)], axis=1)
+        return float(np.abs(np.linalg.eigvals(dense)).max())
+    op = spla.LinearOperator((n, n), matvec=mv, dtype=np.float64)
+    return _arpack_rho(op, n, symmetric, tol)
+
+
+def _to_scipy(edge_index: Tensor, edge_weight: Optional[Tensor], num_nodes: int) -> sp.csr_matrix:
+    row = edge_index[1].cpu().numpy()
+    col = edge_index[0].cpu().numpy()
+    w = (np.ones(row.shape[0]) if edge_weight is None
+         else edge_weight.detach().cpu().to(torch.float64).numpy())
+    return sp.csr_matrix((w, (row, col)), shape=(num_nodes, num_nodes))
+
+
+def spectral_radius(edge_index: Tensor, edge_weight: Optional[Tensor] = None,
+                    num_nodes: Optional[int] = None, *, symmetric: Optional[bool] = None,
+                    tol: float = 1e-10) -> float:
+    r"""Spectral radius :math:`\rho(A)` of the sparse matrix :math:`A_{ij} = w_{j \to i}`.
+
+    Lanczos (symmetric :math:`A`) or Arnoldi iterations (ARPACK) on the sparse matrix; no
+    eigendecomposition. Duplicate edges add up. :math:`r < 1/\rho(A)` is the condition for the
+    Katz series :math:`\sum_k r^k A^k` to converge.
+
+    Args:
+        edge_index (Tensor): ``[2, E]`` edges ``j -> i``.
+        edge_weight (Tensor, optional): ``[E]`` weights (default: all ones).
+        num_nodes (int, optional): :math:`N` (default: ``max(edge_index) + 1``).
+        symmetric (bool, optional): use Lanczos; detected from the matrix when ``None``.
+        tol (float): ARPACK's relative tolerance. (default: ``1e-10``)
+    """
+    if num_nodes is None:
+        num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
+    check_edge_index(edge_index, num_nodes)
+    if edge_weight is not None:
+        check_tensor("edge_weight", edge_weight, ndim=1)
+        if edge_weight.numel() != edge_index.size(1):
+            raise ValueError(f"edge_weight has {edge_weight.numel()} entries for "
+                             f"{edge_index.size(1)} edges")
+    if num_nodes == 0 or edge_index.numel() == 0:
+        return 0.0
+    A = _to_scipy(edge_index, edge_weight, num_nodes)
+    if symmetric is None:
+        symmetric = abs(A - A.T).sum() <= 1e-12 * max(abs(A).sum(), 1.0)
+    if num_nodes < 4:
+        return float(np.abs(np.linalg.eigvals(A.toarray())).max())
+    return _arpack_rho(spla.aslinearoperator(A), num_nodes, bool(symmetric), tol)
+
+
+def spectral_radius_dense(A: Tensor, *, symmetric: Optional[bool] = None,
+                          tol: float = 1e-10) -> float:
+    r"""Spectral radius of a dense square matrix by Lanczos/Arnoldi iterations (see
+    :func:`spectral_radius`)."""
+    check_tensor("A", A, ndim=2)
+    if A.size(0) != A.size(1):
+        raise ValueError(f"A must be square, got shape {tuple(A.shape)}")
+    M = A.detach().cpu().to(torch.float64).numpy()
+    n = M.shape[0]
+    if n == 0:
+        return 0.0
+    if symmetric is None:
+        symmetric = bool(np.allclose(M, M.T, rtol=0.0, atol=1e-12 * max(np.abs(M).max(), 1.0)))
+    if n < 4:
+        return float(np.abs(np.linalg.eigvals(M)).max())
+    return _arpack_rho(spla.aslinearoperator(M), n, symmetric, tol)
+
+
+# ----------------------------------------------------------------------------------------------
+# iterative linear solves, vectorised over the trailing dimensions
+# ----------------------------------------------------------------------------------------------
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(0)
+
+
+def _safe_div(a: Tensor, b: Tensor) -> Tensor:
+    return torch.where(b != 0, a / torch.where(b != 0, b, torch.ones_like(b)), torch.zeros_like(a))
+
+
+def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float = 1e-6,
+                 max_iter: int = 1000, x0: Optional[Tensor] = None) -> Tensor:
+    r"""Solve :math:`M y = b` for an operator ``op(v) = M v``, column by column.
+
+    Conjugate gradients when :math:`M` is symmetric positive definite (``symmetric=True``),
+    BiCGSTAB otherwise; every trailing slice of ``b`` (``b[:, c]``) is an independent system
+    and all of them advance together. Stops when every slice has
+    :math:`\|b - M y\|_2 \le \text{tol} \cdot \|b\|_2`; raises ``RuntimeError`` if that does
+    not happen within ``max_iter`` iterations. Runs without autograd.
+    """
+    with torch.no_grad():
+        y = b.clone() if x0 is None else x0.clone()
+        res = b - op(y)
+        bnorm = _dot(b, b).sqrt()
+        thresh = tol * bnorm
+
+        def done(res_: Tensor) -> bool:
+            return bool((_dot(res_, res_).sqrt() <= thresh).all())
+
+        if done(res):
+            return y
+        if symmetric:
+            p = res.clone()
+            rs = _dot(res, res)
+            for _ in range(max_iter):
+                Ap = op(p)
+                a = _safe_div(rs, _dot(p, Ap))
+                y = y + a * p
+                res = res - a * Ap
+                if done(res):
+                    return y
+                rs_new = _dot(res, res)
+                p = res + _safe_div(rs_new, rs) * p
+                rs = rs_new
+        else:
+            r_hat = res.clone()
+            rho_prev = torch.ones_like(bnorm)
+            a = torch.ones_like(bnorm)
+            w = torch.ones_like(bnorm)
+            v = torch.zeros_like(b)
+            p = torch.zeros_like(b)
+            for it in range(max_iter):
+                rho = _dot(r_hat, res)
+                if bool((rho == 0).any()) and not done(res):  # breakdown: restart the shadow
+                    r_hat = res.clone()
+                    rho = _dot(r_hat, res)
+                    p = torch.zeros_like(b)
+                    v = torch.zeros_like(b)
+                    rho_prev = torch.ones_like(bnorm)
+                    a = torch.ones_like(bnorm)
+                    w = torch.ones_like(bnorm)
+                beta = _safe_div(rho, rho_prev) * _safe_div(a, w)
+                p = res + beta * (p - w * v)
+                v = op(p)
+                a = _safe_div(rho, _dot(r_hat, v))
+                s = res - a * v
+                if done(s):
+                    return y + a * p
+                tv = op(s)
+                w = _safe_div(_dot(tv, s), _dot(tv, tv))
+                y = y + a * p + w * s
+                res = s - w * tv
+                rho_prev = rho
+                if done(res):
+                    return y
+    raise RuntimeError(f"the linear solve did not reach tol={tol} in max_iter={max_iter} "
+                       "iterations; raise max_iter or tol")
+
+
+# ----------------------------------------------------------------------------------------------
+# propagation
+# ----------------------------------------------------------------------------------------------
+
+def _implicit_solve(apply_A: ApplyA, b: Tensor, c: float, *, symmetric: bool, tol: float,
+                    max_iter: int) -> Tensor:
+    r""":math:`y = (I - cA)^{-1} b`, differentiable by implicit differentiation.
+
+    The forward solve runs without autograd; one extra step :math:`y = b + cA y^\ast` carries the
+    graph to ``b`` and to whatever ``apply_A`` closes over, and a hook on its gradient solves the
+    adjoint system :math:`(I - cA^\top) g = \partial L/\partial y` with vector-Jacobian
+    products of ``apply_A``.
+    """
+    y_star = solve_linear(lambda v: v - c * apply_A(v), b.detach(), symmetric=symmetric,
+                          tol=tol, max_iter=max_iter)
+    if not torch.is_grad_enabled():
+        return y_star
+    y = b + c * apply_A(y_star)
+    if not y.requires_grad:
+        return y.detach()
+
+    def hook(grad: Tensor) -> Tensor:
+        z = y_star.detach().requires_grad_(True)
+        with torch.enable_grad():
+            Az = apply_A(z)
+
+        def adjoint(v: Tensor) -> Tensor:
+            (vjp,) = torch.autograd.grad(Az, z, v, retain_graph=True)
+            return v - c * vjp
+
+        return solve_linear(adjoint, grad, symmetric=symmetric, tol=tol, max_iter=max_iter)
+
+    y.register_hook(hook)
+    return y
+
+
+def _heat_series(apply_A: ApplyA, x: Tensor, t: float, tol: float, max_iter: int) -> Tensor:
+    term = math.exp(-t) * x
+    out = term
+    for k in range(1, max_iter + 1):
+        term = apply_A(term) * (t / k)
+        out = out + term
+        if k > t and bool(term.detach().norm() <= tol * out.detach().norm()):
+            return out
+    raise RuntimeError(f"the heat series did not reach tol={tol} in max_iter={max_iter} terms")
+
+
+def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
+              coeffs: Union[str, Tensor] = "ppr", r: Optional[float] = None, alpha: float = 0.1,
+              t: float = 1.0, rho: Optional[float] = None, symmetric: bool = False,
+              tol: float = 1e-6, max_iter: int = 1000) -> Tensor:
+    r"""K-hop diffusion :math:`\sum_{k=0}^{K} \theta_k A^k x` of a linear operator.
+
+    .. math::
+        y = \sum_{k=0}^{K} \theta_k A^k x
+          = \theta_0 x + A\big(\theta_1 x + A(\theta_2 x + \dots + A\,\theta_K x)\big)
+
+    Finite ``hops`` apply :math:`A` exactly K times (Horner's scheme, the same work as PyG's
+    ``APPNP``) and autograd runs through them, including into a learnable coefficient tensor.
+    ``hops=math.inf`` uses the closed forms
+
+    .. math::
+        \text{katz:}\ \sum_{k \ge 1} r^k A^k x = (I - rA)^{-1} rAx, \qquad
+        \text{ppr:}\ \alpha (I - (1-\alpha)A)^{-1} x, \qquad
+        \text{heat:}\ e^{-t(I - A)} x,
+
+    the first two by an iterative solve (conjugate gradients if ``symmetric``, BiCGSTAB
+    otherwise) to the relative residual ``tol`` per column, differentiated implicitly (an
+    adjoint solve with vector-Jacobian products of ``apply_A``), the heat kernel by summing
+    its series until a term falls below ``tol`` of the sum. The series converges only for
+    :math:`c\,\rho(A) < 1` (:math:`c = r` or :math:`1-\alpha`): otherwise a ``ValueError``.
+    ``katz`` without ``r`` uses :math:`r = 0.9/\rho(A)`.
+
+    Args:
+        apply_A (callable): ``apply_A(x) = A x``, returning the shape of ``x``.
+        x (Tensor): the signal, ``[N, ...]`` with any trailing dimensions.
+        hops (int or float): :math:`K \ge 0` or ``math.inf``.
+        coeffs (str or Tensor): a family of :func:`coefficients` or a ``[K + 1]`` tensor.
+            (default: ``"ppr"``)
+        r (float, optional): the Katz decay (absolute, :math:`0 < r < 1/\rho(A)`).
+        alpha (float): the teleport probability of ``ppr``. (default: ``0.1``)
+        t (float): the diffusion time of ``heat``. (default: ``1.0``)
+        rho (float, optional): :math:`\rho(A)` when known (e.g. 1 for a row-stochastic or
+            symmetrically normalised :math:`A`); estimated by Lanczos/Arnoldi when needed.
+        symmetric (bool): whether :math:`A` is symmetric (selects CG and Lanczos).
+            (default: ``False``)
+        tol (float): relative residual of the infinite-hop solve. (default: ``1e-6``)
+        max_iter (int): iteration cap of the infinite-hop solve. (default: ``1000``)
+
+    Shapes:
+        - **x:** :math:`(N, *)`; **output:** :math:`(N, *)`.
+    """
+    if not callable(apply_A):
+        raise TypeError("apply_A must be a callable x -> A x")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() < 1:
+        raise ValueError("x must have a node dimension, got a 0-d tensor")
+    check_tensor("x", x)
+    _check_hops(hops)
+    if isinstance(coeffs, str):
+        _check_kind(coeffs)
+    if rho is not None:
+        if not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho >= 0):
+            raise ValueError(f"rho must be a finite non-negative number, got {rho!r}")
+
+    def get_rho() -> float:
+        return float(rho) if rho is not None else spectral_radius_op(apply_A, x,
+                                                                    symmetric=symmetric)
+
+    if isinstance(coeffs, str) and coeffs in ("katz", "inffs"):
+        if r is None:
+            rr = get_rho()
+            if rr == 0:
+                raise ValueError("rho(A) = 0: give r explicitly")
+            r = 0.9 / rr
+        _check_positive("r", r)
+
+    if hops != math.inf:
+        theta = coefficients(coeffs, int(hops), r=r, alpha=alpha, t=t)
+        theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else theta.dtype)
+        y = theta[-1] * x
+        for k in range(int(hops) - 1, -1, -1):
+            y = apply_A(y) + theta[k] * x
+        return y
+
+    if isinstance(coeffs, Tensor):
+        raise ValueError("a coefficient tensor needs a finite number of hops")
+    if coeffs in ("uniform", "power"):
+        raise ValueError(f"coeffs={coeffs!r} has no infinite-hop limit")
+    if coeffs == "heat":
+        _check_positive("t", t)
+        return _heat_series(apply_A, x, t, tol, max_iter)
+    if coeffs == "ppr":
+        _check_alpha(alpha)
+        c = 1.0 - alpha
+    else:
+        c = float(r)
+    rr = get_rho()
+    if c * rr >= 1.0:
+        name = "r" if coeffs in ("katz", "inffs") else "1 - alpha"
+        bound = math.inf if rr == 0 else 1.0 / rr
+        raise ValueError(f"{name} = {c:.6g} >= 1/rho(A) = {bound:.6g}: the series "
+                         "sum_k c^k A^k diverges; choose a smaller decay")
+    if c == 0.0:
+        return alpha * x if coeffs == "ppr" else torch.zeros_like(x)
+    if coeffs == "ppr":
+        return _implicit_solve(apply_A, alpha * x, c, symmetric=symmetric, tol=tol,
+                               max_iter=max_iter)
+    return _implicit_solve(apply_A, c * apply_A(x), c, symmetric=symmetric, tol=tol,
+                           max_iter=max_iter)
+

@@ -1,0 +1,237 @@
+"""Diffusion core against float64 dense series, closed forms, networkx and scipy."""
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from affgraph.diffusion import (coefficients, propagate, spectral_radius, spectral_radius_dense,
+                                spectral_radius_op)
+
+
+def _rand_A(n, symmetric, seed=0, density=0.5):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.rand(n, n, generator=g, dtype=torch.float64)
+    A = A * (torch.rand(n, n, generator=g, dtype=torch.float64) < density)
+    if symmetric:
+        A = (A + A.T) / 2
+    return A
+
+
+def _rho(A):
+    return float(np.abs(np.linalg.eigvals(A.numpy())).max())
+
+
+def _dense_series(A, x, theta):
+    out = torch.zeros_like(x)
+    for k, th in enumerate(theta.tolist()):
+        out = out + th * torch.linalg.matrix_power(A, k) @ x
+    return out
+
+
+# ---------------------------------------------------------------- coefficients
+
+def test_coefficient_families_by_hand():
+    K = 4
+    k = np.arange(K + 1)
+    torch.testing.assert_close(coefficients("katz", K, r=0.5),
+                               torch.tensor([0.0, 0.5, 0.25, 0.125, 0.0625], dtype=torch.float64))
+    torch.testing.assert_close(coefficients("inffs", K, r=0.5), coefficients("katz", K, r=0.5))
+    ppr = coefficients("ppr", K, alpha=0.2).numpy()
+    np.testing.assert_allclose(ppr[:-1], 0.2 * 0.8 ** k[:-1], rtol=1e-14)
+    np.testing.assert_allclose(ppr[-1], 0.8 ** K, rtol=1e-14)
+    assert ppr.sum() == pytest.approx(1.0, abs=1e-14)
+    heat = coefficients("heat", K, t=2.0).numpy()
+    np.testing.assert_allclose(heat, [math.exp(-2) * 2 ** i / math.factorial(i) for i in k],
+                               rtol=1e-12)
+    np.testing.assert_allclose(coefficients("uniform", K).numpy(), np.full(K + 1, 0.2))
+    np.testing.assert_array_equal(coefficients("power", K).numpy(), [0, 0, 0, 0, 1])
+    assert coefficients("ppr", 0, alpha=0.3).tolist() == [1.0]
+
+
+def test_coefficient_tensor_passthrough_and_errors():
+    theta = torch.randn(4, requires_grad=True)
+    assert coefficients(theta, 3) is theta
+    with pytest.raises(ValueError, match="needs 4 entries"):
+        coefficients(torch.ones(3), 3)
+    with pytest.raises(ValueError, match="unknown coefficient family"):
+        coefficients("pagerank", 3)
+    with pytest.raises(ValueError, match="needs the decay r"):
+        coefficients("katz", 3)
+    with pytest.raises(ValueError, match="alpha"):
+        coefficients("ppr", 3, alpha=1.5)
+    with pytest.raises(ValueError, match="hops must be >= 0"):
+        coefficients("ppr", -1)
+    with pytest.raises(TypeError, match="hops"):
+        coefficients("ppr", 2.5)
+    with pytest.raises(ValueError, match="infinite"):
+        coefficients("ppr", math.inf)
+    with pytest.raises(ValueError, match="NaN"):
+        coefficients(torch.tensor([1.0, float("nan")]), 1)
+
+
+# ---------------------------------------------------------------- finite hops
+
+@pytest.mark.parametrize("kind", ["katz", "ppr", "heat", "uniform", "power"])
+def test_finite_hops_equal_dense_series(kind):
+    A = _rand_A(7, symmetric=False)
+    x = torch.randn(7, 2, 3, dtype=torch.float64)  # any trailing dims
+    theta = coefficients(kind, 5, r=0.3, alpha=0.2, t=1.5)
+    out = propagate(lambda v: torch.einsum("ij,j...->i...", A, v), x, hops=5, coeffs=kind,
+                    r=0.3, alpha=0.2, t=1.5)
+    ref = _dense_series(A, x.reshape(7, 6), theta).reshape(7, 2, 3)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_learnable_coefficients_gradient():
+    A = _rand_A(6, symmetric=False, seed=1)
+    x = torch.randn(6, 3, dtype=torch.float64)
+    w = torch.randn(6, 3, dtype=torch.float64)
+    theta = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    out = propagate(lambda v: A @ v, x, hops=3, coeffs=theta)
+    (out * w).sum().backward()
+    # d/dtheta_k sum(w * sum_j theta_j A^j x) = <w, A^k x>
+    ref = torch.stack([(w * (torch.linalg.matrix_power(A, k) @ x)).sum() for k in range(4)])
+    torch.testing.assert_close(theta.grad, ref, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- infinite hops
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_katz_closed_form_and_truncation_converges(symmetric):
+    A = _rand_A(12, symmetric=symmetric, seed=2)
+    rho = _rho(A)
+    r = 0.8 / rho
+    x = torch.randn(12, 4, dtype=torch.float64)
+    I = torch.eye(12, dtype=torch.float64)
+    ref = torch.linalg.solve(I - r * A, x) - x  # ((I - rA)^-1 - I) x
+    out = propagate(lambda v: A @ v, x, hops=math.inf, coeffs="katz", r=r, symmetric=symmetric,
+                    tol=1e-12)
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+    errs = [float((propagate(lambda v: A @ v, x, hops=K, coeffs="katz", r=r) - ref).norm())
+            for K in (5, 20, 80)]
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 1e-6 * float(ref.norm())
+
+
+def test_katz_inf_matches_networkx():
+    g = nx.DiGraph()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        for j in range(8):
+            if i != j and rng.random() < 0.4:
+                g.add_edge(i, j, weight=float(rng.uniform(0.5, 2.0)))
+    g.add_nodes_from(range(8))
+    Aij = nx.to_numpy_array(g, nodelist=range(8), weight="weight")  # Aij = weight of i -> j
+    r = 0.5 / float(np.abs(np.linalg.eigvals(Aij)).max())
+    # networkx: x_i = alpha sum_j A_ji x_j + beta, normalised to unit 2-norm -> messages j -> i
+    ref = nx.katz_centrality_numpy(g, alpha=r, beta=1.0, weight="weight")
+    ref = np.array([ref[i] for i in range(8)])
+    A = torch.from_numpy(Aij.T.copy())  # row i = incoming edges of i
+    ones = torch.ones(8, dtype=torch.float64)
+    s = propagate(lambda v: A @ v, ones, hops=math.inf, coeffs="katz", r=r, tol=1e-12) + ones
+    np.testing.assert_allclose(s.numpy() / np.linalg.norm(s.numpy()), ref, rtol=1e-9)
+
+
+def test_ppr_and_heat_closed_forms():
+    A = _rand_A(9, symmetric=True, seed=3)
+    A = A / _rho(A)  # rho = 1
+    x = torch.randn(9, 2, dtype=torch.float64)
+    I = torch.eye(9, dtype=torch.float64)
+    ppr = propagate(lambda v: A @ v, x, hops=math.inf, coeffs="ppr", alpha=0.15, rho=1.0,
+                    symmetric=True, tol=1e-12)
+    torch.testing.assert_close(ppr, 0.15 * torch.linalg.solve(I - 0.85 * A, x), rtol=1e-9,
+                               atol=1e-9)
+    heat = propagate(lambda v: A @ v, x, hops=math.inf, coeffs="heat", t=2.0, tol=1e-14)
+    ref = torch.from_numpy(scipy.linalg.expm(-2.0 * (I - A).numpy())) @ x
+    torch.testing.assert_close(heat, ref, rtol=1e-10, atol=1e-10)
+    # the APPNP convention (tail mass on the last power) converges to the same limit
+    torch.testing.assert_close(propagate(lambda v: A @ v, x, hops=300, coeffs="ppr",
+                                         alpha=0.15), ppr, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_inf_gradients_match_dense_solve(symmetric):
+    A0 = _rand_A(8, symmetric=symmetric, seed=4)
+    r = 0.7 / _rho(A0)
+    I = torch.eye(8, dtype=torch.float64)
+    w = torch.randn(8, 3, dtype=torch.float64)
+
+    def run(ours):
+        A = A0.clone().requires_grad_(True)
+        x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+        x.requires_grad_(True)
+        Ause = (A + A.T) / 2 if symmetric else A
+        if ours:
+            out = propagate(lambda v: Ause @ v, x, hops=math.inf, coeffs="katz", r=r,
+                            symmetric=symmetric, tol=1e-13)
+        else:
+            out = torch.linalg.solve(I - r * Ause, r * Ause @ x)
+        (out * w).sum().backward()
+        return out.detach(), A.grad, x.grad
+
+    for a, b in zip(run(True), run(False)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
+
+
+def test_divergent_decay_is_an_error():
+    A = _rand_A(6, symmetric=False, seed=6)
+    rho = _rho(A)
+    x = torch.ones(6, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="diverges"):
+        propagate(lambda v: A @ v, x, hops=math.inf, coeffs="katz", r=1.0 / rho)
+    with pytest.raises(ValueError, match="diverges"):
+        propagate(lambda v: A @ v, x, hops=math.inf, coeffs="ppr", alpha=0.1, rho=2.0)
+    # without r, katz uses 0.9 / rho(A) (estimated)
+    I = torch.eye(6, dtype=torch.float64)
+    out = propagate(lambda v: A @ v, x, hops=math.inf, coeffs="katz", tol=1e-12)
+    torch.testing.assert_close(out, torch.linalg.solve(I - 0.9 / rho * A, x) - x, rtol=1e-8,
+                               atol=1e-8)
+
+
+def test_propagate_input_errors():
+    A = torch.eye(3)
+    x = torch.ones(3, 2)
+    with pytest.raises(TypeError, match="callable"):
+        propagate(A, x, hops=2)
+    with pytest.raises(ValueError, match="NaN"):
+        propagate(lambda v: v, torch.tensor([[1.0], [float("nan")], [0.0]]), hops=2)
+    with pytest.raises(ValueError, match="finite number of hops"):
+        propagate(lambda v: v, x, hops=math.inf, coeffs=torch.ones(3))
+    with pytest.raises(ValueError, match="no infinite-hop limit"):
+        propagate(lambda v: v, x, hops=math.inf, coeffs="uniform")
+    with pytest.raises(ValueError, match="unknown coefficient family"):
+        propagate(lambda v: v, x, hops=2, coeffs="nope")
+    with pytest.raises(RuntimeError, match="did not reach"):
+        B = _rand_A(30, symmetric=False, seed=7)
+        propagate(lambda v: B @ v, torch.randn(30, 1, dtype=torch.float64), hops=math.inf,
+                  coeffs="katz", r=0.99 / _rho(B), tol=1e-14, max_iter=2)
+
+
+# ---------------------------------------------------------------- spectral radius
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_spectral_radius_matches_eigvals(symmetric):
+    A = _rand_A(40, symmetric=symmetric, seed=8, density=0.2)
+    ref = _rho(A)
+    assert spectral_radius_dense(A) == pytest.approx(ref, rel=1e-8)
+    assert spectral_radius_op(lambda v: A @ v, torch.zeros(40, 5, dtype=torch.float64),
+                              symmetric=symmetric) == pytest.approx(ref, rel=1e-8)
+    idx = A.nonzero().T  # (i, j) -> edge j -> i
+    edge_index = torch.stack([idx[1], idx[0]])
+    assert spectral_radius(edge_index, A[idx[0], idx[1]], 40) == pytest.approx(ref, rel=1e-8)
+
+
+def test_spectral_radius_bipartite_and_tiny():
+    # a path graph is bipartite: eigenvalues +-rho, which plain power iteration cannot separate
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4], [1, 0, 2, 1, 3, 2, 4, 3]])
+    assert spectral_radius(edge_index, num_nodes=5) == pytest.approx(2 * math.cos(math.pi / 6),
+                                                                     rel=1e-10)
+    assert spectral_radius(torch.tensor([[0], [1]]), torch.tensor([2.0]), 2) == 0.0  # nilpotent
+    assert spectral_radius(torch.empty(2, 0, dtype=torch.long), num_nodes=3) == 0.0
+    with pytest.raises(ValueError, match="out of range"):
+        spectral_radius(torch.tensor([[0], [5]]), num_nodes=3)
+    with pytest.raises(ValueError, match="square"):
+        spectral_radius_dense(torch.ones(2, 3))
