@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from affgraph.diffusion import (coefficients, propagate, spectral_radius, spectral_radius_dense,
+from affgraph.diffusion import (coefficients, diffuse, propagate, spectral_radius, spectral_radius_dense,
                                 spectral_radius_op)
 
 
@@ -235,3 +235,108 @@ def test_spectral_radius_bipartite_and_tiny():
         spectral_radius(torch.tensor([[0], [5]]), num_nodes=3)
     with pytest.raises(ValueError, match="square"):
         spectral_radius_dense(torch.ones(2, 3))
+
+
+# ---------------------------------------------------------------- diffuse (sparse graphs)
+
+def _nx_graph(n=10, p=0.35, seed=0):
+    rng = np.random.default_rng(seed)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    for i in range(n):
+        for j in range(n):
+            if i != j and rng.random() < p:
+                g.add_edge(i, j, weight=float(rng.uniform(0.2, 3.0)))
+    return g
+
+
+def _edges(g):
+    e = list(g.edges(data="weight"))
+    edge_index = torch.tensor([[a for a, _, _ in e], [b for _, b, _ in e]])
+    return edge_index, torch.tensor([w for _, _, w in e], dtype=torch.float64)
+
+
+def test_diffuse_katz_matches_networkx_weighted():
+    g = _nx_graph()
+    edge_index, w = _edges(g)
+    Aij = nx.to_numpy_array(g, nodelist=range(10), weight="weight")
+    r = 0.85 / float(np.abs(np.linalg.eigvals(Aij)).max())
+    ones = torch.ones(10, dtype=torch.float64)
+    s = diffuse(ones, edge_index, w, hops=math.inf, coeffs="katz", r=r, tol=1e-12) + 1.0
+    ref = nx.katz_centrality_numpy(g, alpha=r, beta=1.0, weight="weight")
+    np.testing.assert_allclose(s.numpy() / np.linalg.norm(s.numpy()),
+                               [ref[i] for i in range(10)], rtol=1e-9)
+    # default r = 0.9 / rho(A)
+    A = torch.from_numpy(Aij.T.copy())
+    r9 = 0.9 / _rho(A)
+    ref9 = torch.linalg.solve(torch.eye(10, dtype=torch.float64) - r9 * A, ones) - ones
+    torch.testing.assert_close(diffuse(ones, edge_index, w, hops=math.inf, tol=1e-12), ref9,
+                               rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("normalize", ["sym", "row", "none"])
+def test_diffuse_normalisations_match_dense(normalize):
+    g = _nx_graph(seed=1).to_undirected() if normalize == "sym" else _nx_graph(seed=1)
+    g = nx.DiGraph(g)
+    edge_index, w = _edges(g)
+    A = torch.from_numpy(nx.to_numpy_array(g, nodelist=range(10), weight="weight").T.copy())
+    A = A + torch.eye(10, dtype=torch.float64)
+    d = A.sum(1)
+    if normalize == "sym":
+        A = A / d.sqrt()[:, None] / d.sqrt()[None, :]
+    elif normalize == "row":
+        A = A / d[:, None]
+    x = torch.randn(10, 3, dtype=torch.float64)
+    for coeffs, hops in [("ppr", 6), ("heat", 4), ("power", 3), ("ppr", math.inf)]:
+        if hops == math.inf and normalize == "none":  # rho(A) > 1/(1-alpha): checked below
+            continue
+        out = diffuse(x, edge_index, w, hops=hops, coeffs=coeffs, alpha=0.2, t=1.0,
+                      normalize=normalize, add_self_loops=True, tol=1e-12)
+        if hops == math.inf:
+            ref = 0.2 * torch.linalg.solve(torch.eye(10, dtype=torch.float64) - 0.8 * A, x)
+        else:
+            ref = _dense_series(A, x, coefficients(coeffs, hops, alpha=0.2, t=1.0))
+        torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
+    if normalize == "none":
+        with pytest.raises(ValueError, match="diverges"):
+            diffuse(x, edge_index, w, hops=math.inf, coeffs="ppr", add_self_loops=True)
+
+
+def test_diffuse_gradient_to_edge_weights():
+    g = _nx_graph(n=6, seed=2)
+    edge_index, w = _edges(g)
+    w.requires_grad_(True)
+    x = torch.randn(6, 2, dtype=torch.float64)
+    out = diffuse(x, edge_index, w, hops=3, coeffs="katz", r=0.2)
+    out.square().sum().backward()
+    wd = w.detach().clone().requires_grad_(True)
+    A = torch.zeros(6, 6, dtype=torch.float64).index_put((edge_index[1], edge_index[0]), wd)
+    ref = sum(0.2 ** k * torch.linalg.matrix_power(A, k) @ x for k in range(1, 4))
+    ref.square().sum().backward()
+    torch.testing.assert_close(w.grad, wd.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_diffuse_empty_disconnected_and_bad_input():
+    x = torch.randn(4, 2, dtype=torch.float64)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    torch.testing.assert_close(diffuse(x, empty, hops=3, coeffs="ppr", alpha=0.3),
+                               0.3 * x)  # only the 0-hop term
+    torch.testing.assert_close(diffuse(x, empty, hops=math.inf, coeffs="katz", r=0.5),
+                               torch.zeros_like(x))
+    # two components: each diffuses on its own
+    ei = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    out = diffuse(x, ei, hops=math.inf, coeffs="katz", r=0.5, tol=1e-12)
+    A = torch.tensor([[0, 1.0], [1.0, 0]], dtype=torch.float64)
+    blk = torch.linalg.solve(torch.eye(2, dtype=torch.float64) - 0.5 * A, 0.5 * A)
+    torch.testing.assert_close(out[:2], blk @ x[:2], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out[2:], blk @ x[2:], rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="out of range"):
+        diffuse(x, torch.tensor([[0], [7]]), hops=2)
+    with pytest.raises(ValueError, match="NaN"):
+        diffuse(x, ei, torch.tensor([1.0, float("inf"), 1.0, 1.0]), hops=2)
+    with pytest.raises(ValueError, match="normalisation mode"):
+        diffuse(x, ei, hops=2, normalize="bogus")
+    with pytest.raises(ValueError, match="diverges"):
+        diffuse(x, ei, hops=math.inf, coeffs="katz", r=1.0)
+    with pytest.raises(ValueError, match="give r explicitly"):
+        diffuse(x, torch.tensor([[0], [1]]), hops=2)  # nilpotent: rho = 0
