@@ -5,3 +5,5 @@ Each line re-exports one function from the module that implements it.
 from __future__ import annotations
 
 __all__: list[str] = []
+from affgraph.diffusion import diffuse, spectral_radius, spectral_radius_dense  # noqa: E402
+__all__ += ["diffuse", "spectral_radius", "spectral_radius_dense"]
