@@ -542,6 +542,8 @@ def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
     if edge_weight is not None:
         check_tensor("edge_weight", edge_weight, ndim=1)
         edge_weight = edge_weight.to(x.dtype)
+    else:  # all ones in the signal's dtype (for softmax: equal logits, i.e. uniform rows)
+        edge_weight = torch.ones(edge_index.size(1), dtype=x.dtype, device=x.device)
     ei, w = normalize_edge_weight(edge_index, edge_weight, num_nodes, mode=normalize,
                                   add_self_loops=add_self_loops)
     w = w.to(x.dtype)
