@@ -2,3 +2,5 @@
 from __future__ import annotations
 
 __all__: list[str] = []
+from affgraph.nn.affinity_diffusion import AffinityDiffusion  # noqa: E402
+__all__ += ["AffinityDiffusion"]
