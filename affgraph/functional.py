@@ -7,3 +7,5 @@ from __future__ import annotations
 __all__: list[str] = []
 from affgraph.diffusion import diffuse, spectral_radius, spectral_radius_dense  # noqa: E402
 __all__ += ["diffuse", "spectral_radius", "spectral_radius_dense"]
+from affgraph.simplicial import simplicial_attention  # noqa: E402
+__all__ += ["simplicial_attention"]

@@ -1,0 +1,162 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affgraph.functional import simplicial_attention
+
+
+def reference(q, k1, k2, v1, v2, window=None, causal=False, batch=None):
+    """Full float64 trilinear form with an explicit [N, N, N] support mask (the oracle)."""
+    n, h, d = q.shape
+    pos = torch.arange(n)
+    b = torch.zeros(n, dtype=torch.long) if batch is None else batch
+    same = b[:, None] == b[None, :]
+
+    def pair_mask(w):
+        m = same.clone()
+        if causal:
+            m &= pos[None, :] <= pos[:, None]
+        if w is not None:
+            m &= (pos[None, :] > pos[:, None] - w) if causal else ((pos[None, :] - pos[:, None]).abs() < w)
+        return m
+
+    w1, w2 = (None, None) if window is None else window
+    mask = pair_mask(w1)[:, :, None] & pair_mask(w2)[:, None, :]  # (i, j, l)
+    logits = torch.einsum("ihd,jhd,lhd->hijl", q, k1, k2) / math.sqrt(d)
+    logits = logits.masked_fill(~mask, -math.inf)
+    s = logits.reshape(h, n, -1).softmax(-1).reshape(logits.shape)
+    return torch.einsum("hijl,jhe,lhe->ihe", s, v1, v2)
+
+
+def inputs(n=11, h=2, d=4, dv=3, dtype=torch.float64, grad=False):
+    g = torch.Generator().manual_seed(1)
+    shapes = [(n, h, d)] * 3 + [(n, h, dv)] * 2
+    return [torch.randn(*s, generator=g, dtype=dtype).requires_grad_(grad) for s in shapes]
+
+
+BATCH = torch.tensor([0] * 4 + [1] * 7)
+CASES = [
+    dict(),
+    dict(causal=True),
+    dict(window=(3, 2)),
+    dict(window=(3, 2), causal=True),
+    dict(window=(2, 5)),
+    dict(batch=BATCH),
+    dict(batch=BATCH, causal=True),
+    dict(batch=BATCH, window=(4, 2)),
+    dict(batch=BATCH, window=(3, 3), causal=True),
+]
+
+
+@pytest.mark.parametrize("kw", CASES)
+@pytest.mark.parametrize("block_elements", [1 << 21, 22])
+def test_matches_float64_einsum(kw, block_elements):
+    xs = inputs()
+    out = simplicial_attention(*xs, block_elements=block_elements, **kw)
+    torch.testing.assert_close(out, reference(*xs, **kw), atol=1e-12, rtol=1e-12)
+
+
+def test_single_head_2d_and_float32():
+    xs = inputs(h=1, dtype=torch.float32)
+    out = simplicial_attention(*(x[:, 0] for x in xs), window=(3, 2))
+    assert out.shape == (11, 3)
+    ref = reference(*(x.double() for x in xs), window=(3, 2))[:, 0].float()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_one_hop_reduction_to_standard_attention():
+    # k2 = 0 and v2 = c: logits reduce to nothing on l, softmax over (j, l) = softmax over j
+    # times uniform over l, so the output is c * attention(q, k1, v1) -- here with k2 = 1 so the
+    # trilinear form is the dot product <q_i, k1_j>.
+    q, k1, _, v1, _ = inputs()
+    k2 = torch.ones_like(q)
+    v2 = torch.full_like(v1, 2.5)
+    out = simplicial_attention(q, k1, k2, v1, v2)
+    sdpa = F.scaled_dot_product_attention(q.transpose(0, 1), k1.transpose(0, 1), v1.transpose(0, 1))
+    torch.testing.assert_close(out, 2.5 * sdpa.transpose(0, 1))
+    out_c = simplicial_attention(q, k1, k2, v1, v2, causal=True)
+    sdpa_c = F.scaled_dot_product_attention(q.transpose(0, 1), k1.transpose(0, 1),
+                                            v1.transpose(0, 1), is_causal=True)
+    torch.testing.assert_close(out_c, 2.5 * sdpa_c.transpose(0, 1))
+
+
+def test_hand_computed_two_tokens():
+    # N = 2, D = 1: logits a_ijl = q_i k1_j k2_l; query 0 with causal sees only (0, 0)
+    q = torch.tensor([[[1.0]], [[2.0]]], dtype=torch.float64)
+    k1 = torch.tensor([[[1.0]], [[0.5]]], dtype=torch.float64)
+    k2 = torch.tensor([[[1.0]], [[-1.0]]], dtype=torch.float64)
+    v1 = torch.tensor([[[3.0]], [[5.0]]], dtype=torch.float64)
+    v2 = torch.tensor([[[2.0]], [[7.0]]], dtype=torch.float64)
+    out = simplicial_attention(q, k1, k2, v1, v2, causal=True)
+    # query 1: pairs (0,0),(0,1),(1,0),(1,1) with logits 2, -2, 1, -1
+    w = torch.tensor([2.0, -2.0, 1.0, -1.0], dtype=torch.float64).exp()
+    vals = torch.tensor([3 * 2, 3 * 7, 5 * 2, 5 * 7], dtype=torch.float64)
+    assert out[0, 0, 0].item() == pytest.approx(6.0)
+    assert out[1, 0, 0].item() == pytest.approx(float((w * vals).sum() / w.sum()))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(window=(3, 2), causal=True),
+                                dict(batch=BATCH, window=(2, 3))])
+def test_gradcheck(kw):
+    xs = inputs(n=7 if "batch" not in kw else 11, h=1, d=3, dv=2, grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *t: simplicial_attention(*t, block_elements=8, **kw), xs)
+
+
+def test_gradients_match_reference_autograd():
+    xs = inputs(grad=True)
+    out = simplicial_attention(*xs, window=(3, 4), batch=BATCH, block_elements=16)
+    grads = torch.autograd.grad(out.pow(2).sum(), xs)
+    xr = [x.detach().clone().requires_grad_() for x in xs]
+    ref = reference(*xr, window=(3, 4), batch=BATCH)
+    grads_ref = torch.autograd.grad(ref.pow(2).sum(), xr)
+    for g, gr in zip(grads, grads_ref):
+        torch.testing.assert_close(g, gr, atol=1e-12, rtol=1e-10)
+
+
+def test_deterministic_and_no_nan_for_large_logits():
+    xs = inputs(dtype=torch.float32)
+    xs[0] = xs[0] * 1e3  # huge logits: the online softmax must not overflow
+    a = simplicial_attention(*xs, window=(3, 3), block_elements=12)
+    b = simplicial_attention(*xs, window=(3, 3), block_elements=12)
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, b)
+
+
+def test_matches_simplicial_attention_package():
+    # lucidrains' simplicial-attention, its PyTorch path: [b, h, n, d], scale D^-1/2,
+    # all pairs or causal j, l <= i -- the same conventions as ours.
+    from simplicial_attention import naive_two_simplicial_attend
+
+    xs = inputs(dtype=torch.float32)
+    for causal in (False, True):
+        ours = simplicial_attention(*xs, causal=causal)
+        q, k1, k2, v1, v2 = (x.permute(1, 0, 2)[None] for x in xs)
+        theirs = naive_two_simplicial_attend(q, (k1, k2), (v1, v2), causal=causal)
+        torch.testing.assert_close(ours, theirs[0].permute(1, 0, 2), atol=1e-5, rtol=1e-5)
+
+
+def test_bad_input():
+    xs = inputs()
+    with pytest.raises(ValueError, match="shape"):
+        simplicial_attention(xs[0], xs[1][:5], *xs[2:])
+    with pytest.raises(ValueError, match="v1 and v2"):
+        simplicial_attention(*xs[:4], xs[4][..., :2])
+    bad = xs[0].clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        simplicial_attention(bad, *xs[1:])
+    with pytest.raises(ValueError, match="empty"):
+        simplicial_attention(*(x[:0] for x in xs))
+    with pytest.raises(ValueError, match=">= 1"):
+        simplicial_attention(*xs, window=(0, 2))
+    with pytest.raises(TypeError, match="pair"):
+        simplicial_attention(*xs, window=3)
+    with pytest.raises(ValueError, match="sorted"):
+        simplicial_attention(*xs, batch=BATCH.flip(0))
+    with pytest.raises(TypeError, match="dtype"):
+        simplicial_attention(xs[0].float(), *xs[1:])
+    with pytest.raises(ValueError, match="cannot fit"):
+        simplicial_attention(*xs, block_elements=10)  # one row of all pairs: 2 heads x 11 keys
