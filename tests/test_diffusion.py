@@ -340,3 +340,25 @@ def test_diffuse_empty_disconnected_and_bad_input():
         diffuse(x, ei, hops=math.inf, coeffs="katz", r=1.0)
     with pytest.raises(ValueError, match="give r explicitly"):
         diffuse(x, torch.tensor([[0], [1]]), hops=2)  # nilpotent: rho = 0
+
+
+# ---------------------------------------------------------------- Lanczos Katz
+
+def test_katz_lanczos_eigenvalue_and_series():
+    from affgraph.diffusion import katz_lanczos
+
+    A = _rand_A(40, symmetric=True, seed=9, density=0.3) - 0.2  # signed, symmetric
+    lam = float(torch.linalg.eigvalsh(A)[-1])
+    b = torch.randn(40, dtype=torch.float64)
+    y, lam_ours = katz_lanczos(lambda v: A @ v, b, r_frac=0.8)
+    assert lam_ours == pytest.approx(lam, rel=1e-12)
+    r = 0.8 / lam
+    I = torch.eye(40, dtype=torch.float64)
+    torch.testing.assert_close(y, torch.linalg.solve(I - r * A, r * A @ b), rtol=1e-9, atol=1e-9)
+    y3, _ = katz_lanczos(lambda v: A @ v, b, r_frac=0.8, hops=3)
+    ref3 = sum(r ** k * torch.linalg.matrix_power(A, k) @ b for k in (1, 2, 3))
+    torch.testing.assert_close(y3, ref3, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="diverges"):
+        katz_lanczos(lambda v: A @ v, b, r_frac=1.0)
+    with pytest.raises(ValueError, match="not positive"):
+        katz_lanczos(lambda v: -torch.eye(40, dtype=torch.float64) @ v, b, r_frac=0.5)

@@ -1,0 +1,469 @@
+r"""Infinite Feature Selection: the Katz centrality of a feature-affinity graph.
+
+The features of a data matrix :math:`X \in \mathbb{R}^{m \times n}` are the nodes of a
+complete graph whose edge weights :math:`a_{ij}` say how much feature :math:`i` and feature
+:math:`j` together are worth keeping; a feature's score sums the weights of all paths of all
+lengths that start at it, decayed by :math:`r^k` (Roffo, Melzi & Cristani, "Infinite Feature
+Selection", ICCV 2015):
+
+.. math::
+    \mathbf{s} = \sum_{k=1}^{\infty} r^k A^k \mathbf{1} = \big((I - rA)^{-1} - I\big)\mathbf{1},
+    \qquad 0 < r < 1/\rho(A).
+
+The affinity matrix is never required in memory: it is an implicit operator
+(:class:`FeatureAffinity`) built from per-feature statistics and the rank-correlation factor
+:math:`Z` (:math:`m \times n`), applied in tiles. The series is a Lanczos run
+(:func:`affgraph.diffusion.katz_lanczos`) that finds :math:`\rho(A)` and solves the linear
+system with the same applications of :math:`A`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import scipy.stats
+import torch
+from torch import Tensor
+
+from affgraph.diffusion import diffuse, katz_lanczos, propagate, sparse_operator, spectral_radius
+
+__all__ = ["VARIANTS", "FeatureAffinity", "feature_affinity", "inffs_scores",
+           "inffs_subset_size", "fisher_scores", "mutual_info_scores"]
+
+#: The Inf-FS variants of :func:`inffs_scores`.
+VARIANTS = ("paper", "fslib", "u2020")
+
+ArrayLike = Union[np.ndarray, Tensor, Sequence]
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks
+# ----------------------------------------------------------------------------------------------
+
+def _check_X(X: ArrayLike) -> np.ndarray:
+    if isinstance(X, Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"X must be a numeric array, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array [samples, features], got shape {X.shape}")
+    m, n = X.shape
+    if m < 2:
+        raise ValueError(f"Inf-FS needs at least 2 samples, got {m} sample(s)")
+    if n < 2:
+        raise ValueError(f"Inf-FS needs at least 2 features, got {n} feature(s)")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or inf values")
+    return X
+
+
+def _encode_labels(y: ArrayLike, m: int) -> tuple[np.ndarray, int]:
+    """Labels of any type (strings, {-1, 1}, 1..K, ...) -> codes 0..K-1 in sorted label order."""
+    if isinstance(y, Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1 or y.shape[0] != m:
+        raise ValueError(f"y must be a vector of {m} labels, got shape {y.shape}")
+    if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or inf labels")
+    try:
+        _, codes = np.unique(y, return_inverse=True)
+    except TypeError as e:
+        raise TypeError(f"labels must be mutually comparable: {e}") from None
+    K = int(codes.max()) + 1
+    if K < 2:
+        raise ValueError("supervised Inf-FS needs at least 2 classes, got 1 class")
+    return codes.reshape(-1), K
+
+
+def _minmax(v: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a constant vector maps to zeros."""
+    v = np.where(np.isfinite(v), v, 0.0)
+    lo, hi = float(v.min()), float(v.max())
+    return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+
+
+def _spearman_factor(X: np.ndarray) -> np.ndarray:
+    r"""Unit-norm centred ranks :math:`Z` with :math:`Z^\top Z` = Spearman's correlation.
+
+    A constant feature gets a zero column: its correlation with everything (itself included)
+    is 0, as the reference implementations set NaN correlations to 0."""
+    R = scipy.stats.rankdata(X, axis=0)
+    R = R - R.mean(0)
+    norm = np.sqrt((R * R).sum(0))
+    return np.where(norm > 0, R / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# supervised per-feature statistics
+# ----------------------------------------------------------------------------------------------
+
+def fisher_scores(X: np.ndarray, codes: np.ndarray, K: int) -> np.ndarray:
+    r"""Fisher class separation, averaged over class pairs.
+
+    .. math::
+        f_i = \binom{K}{2}^{-1} \sum_{a < b} \frac{(\mu_{a,i} - \mu_{b,i})^2}
+              {\sigma_{a,i}^2 + \sigma_{b,i}^2}
+
+    (unbiased variances; a zero denominator becomes 10000 and an undefined term 0, as in
+    FSLib). For two classes this is exactly FSLib's / InfFS_S's score.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mus = [X[codes == c].mean(0) for c in range(K)]
+        var = [X[codes == c].var(0, ddof=1) if (codes == c).sum() > 1
+               else np.full(X.shape[1], np.nan) for c in range(K)]
+        total = np.zeros(X.shape[1])
+        for a in range(K):
+            for b in range(a + 1, K):
+                st = var[a] + var[b]
+                st = np.where(st == 0, 10000.0, st)
+                f = (mus[a] - mus[b]) ** 2 / st
+                total += np.where(np.isfinite(f), f, 0.0)
+    return total / (K * (K - 1) / 2)
+
+
+def mutual_info_scores(X: np.ndarray, codes: np.ndarray, K: int) -> np.ndarray:
+    r"""Normalised mutual information between each (binned) feature and the labels.
+
+    .. math::
+        \mathrm{MI}_i = \frac{2 \sum_{c, b} p_{cb} \log \frac{p_{cb}}{p_b p_c}}{H(X_i) + H(Y)}
+
+    with equal-width bins (``20`` if :math:`m/10 > 20`, else :math:`\max(\lfloor m/10
+    \rfloor, 10)`) and empty cells set to ``1e-5`` as in InfFS_S's ``muteinf``, for any number
+    of classes. A constant feature has mutual information 0.
+    """
+    m, n = X.shape
+    nbins = 20 if m / 10 > 20 else int(max(math.floor(m / 10), 10))
+    lo, hi = X.min(0), X.max(0)
+    width = (hi - lo) / nbins
+    const = width <= 0
+    idx = np.floor((X - lo) / np.where(const, 1.0, width)).astype(np.int64)
+    idx = np.clip(idx, 0, nbins - 1)
+    flat = (codes[:, None] * n + np.arange(n)[None, :]) * nbins + idx
+    joint = np.bincount(flat.ravel(), minlength=K * n * nbins).reshape(K, n, nbins)
+    joint = joint.astype(np.float64)
+    pA = joint.sum(0) / m
+    pA[pA == 0] = 1e-5
+    pY = np.bincount(codes, minlength=K) / m
+    joint[joint == 0] = 1e-5
+    joint /= m
+    HA = -(pA * np.log(pA)).sum(1)
+    HY = -(pY * np.log(pY)).sum()
+    info = (joint * np.log(joint / (pA[None] * pY[:, None, None]))).sum((0, 2))
+    mi = 2 * info / (HA + HY)
+    mi[const] = 0.0
+    return np.where(np.isfinite(mi), mi, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# the implicit affinity matrix
+# ----------------------------------------------------------------------------------------------
+
+class FeatureAffinity:
+    r"""An implicit :math:`n \times n` feature-affinity matrix, applied in tiles.
+
+    .. math::
+        A = c_{\max}\, [\max(s_i, s_j)]_{ij} + c_{|C|}\, |Z^\top Z| + c_C\, Z^\top Z
+            + \sum_t \gamma_t\, u_t w_t^\top
+
+    with per-feature values :math:`s`, the rank-correlation factor :math:`Z` (:math:`m \times
+    n`) and rank-one terms. ``matvec`` costs :math:`O(n \log n)` for the max term (a sorted
+    prefix sum), :math:`O(nm)` for the signed correlation and the rank-one terms, and
+    :math:`O(n^2 m / 2)` for :math:`|Z^\top Z|`, computed in ``block``:math:`\times`
+    ``block`` tiles of its upper triangle (each used for both triangles), in ``gemm_dtype``.
+
+    Memory: with ``dense=True`` the matrix is built once, :math:`8n^2` bytes (float64; 288 MB
+    at :math:`n = 6000`); otherwise :math:`O(nm + \text{block}^2)` — :math:`8nm` for
+    :math:`Z` plus one tile (4 bytes :math:`\cdot\,\text{block}^2` in float32), so 100,000
+    features :math:`\times` 200 samples need about 0.3 GB where the dense matrix would need
+    80 GB. Each ``matvec`` then recomputes the tiles (:math:`n^2 m` flops).
+    """
+
+    def __init__(self, n: int, *, s: Optional[np.ndarray] = None, c_max: float = 0.0,
+                 Z: Optional[np.ndarray] = None, c_abs: float = 0.0, c_corr: float = 0.0,
+                 rank_one: Sequence[tuple[float, np.ndarray, np.ndarray]] = (),
+                 symmetric: bool = True, block: int = 4096,
+                 gemm_dtype: torch.dtype = torch.float32) -> None:
+        self.n, self.c_max, self.c_abs, self.c_corr = n, c_max, c_abs, c_corr
+        self.symmetric, self.block, self.gemm_dtype = symmetric, int(block), gemm_dtype
+        t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+        self.s = t(s) if s is not None else None
+        self.Z = t(Z) if Z is not None else None
+        self.rank_one = [(float(g), t(u), t(w)) for g, u, w in rank_one]
+        self._dense: Optional[Tensor] = None
+        if self.s is not None:
+            self._order = torch.argsort(self.s, stable=True)
+            self._s_sorted = self.s[self._order]
+
+    # -- dense pieces ---------------------------------------------------------------------
+    def rows(self, i0: int, i1: int) -> Tensor:
+        """Rows ``i0:i1`` of :math:`A` as a dense float64 ``[i1 - i0, n]`` tensor."""
+        out = torch.zeros(i1 - i0, self.n, dtype=torch.float64)
+        if self.c_max:
+            out += self.c_max * torch.maximum(self.s[i0:i1, None], self.s[None, :])
+        for g, u, w in self.rank_one:
+            out += g * u[i0:i1, None] * w[None, :]
+        if self.c_abs or self.c_corr:
+            C = self.Z[:, i0:i1].T @ self.Z
+            if self.c_corr:
+                out += self.c_corr * C
+            if self.c_abs:
+                out += self.c_abs * C.abs_()
+        return out
+
+    def entries(self, i: Tensor, j: Tensor) -> Tensor:
+        """The entries :math:`a_{i_e j_e}` for index vectors ``i``, ``j``."""
+        out = torch.zeros(i.numel(), dtype=torch.float64)
+        if self.c_max:
+            out += self.c_max * torch.maximum(self.s[i], self.s[j])
+        for g, u, w in self.rank_one:
+            out += g * u[i] * w[j]
+        if self.c_abs or self.c_corr:
+            C = (self.Z[:, i] * self.Z[:, j]).sum(0)
+            out += self.c_corr * C + self.c_abs * C.abs()
+        return out
+
+    def dense(self) -> Tensor:
+        """The full matrix (built once in row blocks and cached): :math:`8n^2` bytes."""
+        if self._dense is None:
+            A = torch.empty(self.n, self.n, dtype=torch.float64)
+            for i0 in range(0, self.n, self.block):
+                i1 = min(i0 + self.block, self.n)
+                A[i0:i1] = self.rows(i0, i1)
+            self._dense = A
+        return self._dense
+
+    # -- products -------------------------------------------------------------------------
+    def _max_matvec(self, v: Tensor) -> Tensor:
+        # sum_j max(s_i, s_j) v_j = s_i * sum_{s_j <= s_i} v_j + sum_{s_j > s_i} s_j v_j
+        vs = v[self._order]
+        cv = torch.cumsum(vs, 0)
+        csv = torch.cumsum(self._s_sorted * vs, 0)
+        res = self._s_sorted * cv + (csv[-1] - csv)
+        out = torch.empty_like(v)
+        out[self._order] = res
+        return out
+
+    def _abs_matvec(self, v: Tensor) -> Tensor:
+        Zg = self.Z.to(self.gemm_dtype)
+        vg = v.to(self.gemm_dtype)
+        out = torch.zeros(self.n, dtype=torch.float64)
+        b = self.block
+        for i0 in range(0, self.n, b):
+            i1 = min(i0 + b, self.n)
+            for j0 in range(i0, self.n, b):
+                j1 = min(j0 + b, self.n)
+                tile = (Zg[:, i0:i1].T @ Zg[:, j0:j1]).abs_()  # (bi, bj)
+                out[i0:i1] += (tile @ vg[j0:j1]).double()
+                if j0 != i0:
+                    out[j0:j1] += (tile.T @ vg[i0:i1]).double()
+        return out
+
+    def matvec(self, v: Tensor) -> Tensor:
+        r""":math:`A v` for a float64 ``[n]`` vector."""
+        if self._dense is not None:
+            return self._dense @ v
+        out = torch.zeros(self.n, dtype=torch.float64)
+        if self.c_max:
+            out += self.c_max * self._max_matvec(v)
+        for g, u, w in self.rank_one:
+            out += g * u * (w @ v)
+        if self.c_corr:
+            out += self.c_corr * (self.Z.T @ (self.Z @ v))
+        if self.c_abs:
+            out += self.c_abs * self._abs_matvec(v)
+        return out
+
+    def knn_graph(self, k: int) -> tuple[Tensor, Tensor]:
+        r"""Each feature's ``k`` strongest off-diagonal affinities, symmetrised (an edge is kept
+        when either end chose it), plus the diagonal: ``(edge_index, edge_weight)`` with
+        ``edge_index[1]`` the row :math:`i`, ``edge_index[0]`` the column :math:`j`. Built in
+        row blocks: :math:`O(\text{block} \cdot n)` memory."""
+        k = min(k, self.n - 1)
+        rows, cols = [], []
+        for i0 in range(0, self.n, self.block):
+            i1 = min(i0 + self.block, self.n)
+            R = self.rows(i0, i1)
+            R[torch.arange(i1 - i0), torch.arange(i0, i1)] = -math.inf
+            top = torch.topk(R, k, dim=1, sorted=False).indices
+            rows.append(torch.arange(i0, i1).repeat_interleave(k))
+            cols.append(top.reshape(-1))
+        i = torch.cat(rows + cols + [torch.arange(self.n)])
+        j = torch.cat(cols + rows + [torch.arange(self.n)])
+        key = torch.unique(i * self.n + j)
+        i, j = key // self.n, key % self.n
+        w = self.entries(i, j)
+        keep = w != 0
+        return torch.stack([j[keep], i[keep]]), w[keep]
+
+
+def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
+                     alpha: Union[float, Sequence[float]] = 0.5, variant: str = "paper",
+                     block: int = 4096, gemm_dtype: torch.dtype = torch.float32
+                     ) -> FeatureAffinity:
+    r"""The feature-affinity matrix of an Inf-FS variant, as an implicit operator.
+
+    With :math:`\sigma` the unbiased standard deviations, :math:`\tilde\sigma` their min-max
+    scaling to [0, 1], :math:`c_{ij}` Spearman's rank correlation (0 where undefined):
+
+    .. math::
+        \text{paper, u2020:}\quad a_{ij} = \alpha \max(\tilde\sigma_i, \tilde\sigma_j)
+            + (1 - \alpha)(1 - |c_{ij}|)
+
+    .. math::
+        \text{fslib:}\quad a_{ij} = \alpha\, c_{ij} + (1 - \alpha) \max(\tilde\sigma_i,
+            \tilde\sigma_j)
+        \qquad \text{(with } y\text{: } c_{ij} \to \text{minmax}(f_i f_j) \text{, Fisher } f)
+
+    .. math::
+        \text{u2020 with } y:\quad a_{ij} = \alpha_1 \frac{\mathrm{mi}_j + f_i}{2}
+            + \alpha_2 \frac{\mathrm{mi}_j + \tilde\sigma_{ij}}{2}
+            + \alpha_3 \frac{\tilde\sigma_{ij} + f_i}{2}
+
+    where :math:`\tilde\sigma_{ij} = \max(\tilde\sigma_i, \tilde\sigma_j)` and
+    :math:`\mathrm{mi}`, :math:`f` are the min-max scaled :func:`mutual_info_scores` and
+    :func:`fisher_scores` (this matrix is not symmetric). ``fslib`` follows the PyPI port
+    ``PyIFS`` of FSLib's ``infFS.m`` (signed correlation, ``alpha`` on the correlation term);
+    ``u2020`` is InfFS_U / InfFS_S (Roffo et al., TPAMI 2020).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown Inf-FS variant {variant!r}; expected one of {VARIANTS}")
+    X = _check_X(X)
+    m, n = X.shape
+    sup = y is not None
+    if sup:
+        codes, K = _encode_labels(y, m)
+    if sup and variant == "u2020":
+        a = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (3,))
+        if not np.isfinite(a).all() or (a < 0).any():
+            raise ValueError(f"alpha must be 3 finite non-negative weights, got {alpha!r}")
+    else:
+        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    sig = _minmax(X.std(0, ddof=1))
+    ones = np.ones(n)
+    kw = dict(block=block, gemm_dtype=gemm_dtype)
+    if variant in ("paper", "u2020") and not sup:
+        return FeatureAffinity(n, s=sig, c_max=alpha, Z=_spearman_factor(X), c_abs=-(1 - alpha),
+                               rank_one=[(1 - alpha, ones, ones)], **kw)
+    if variant == "paper":
+        raise ValueError("variant='paper' is unsupervised; use variant='u2020' (InfFS_S) or "
+                         "'fslib' with labels")
+    if variant == "fslib" and not sup:
+        return FeatureAffinity(n, s=sig, c_max=1 - alpha, Z=_spearman_factor(X), c_corr=alpha,
+                               **kw)
+    f = fisher_scores(X, codes, K)
+    if variant == "fslib":
+        lo, hi = float(f.min()) ** 2, float(f.max()) ** 2
+        terms = [] if hi <= lo else [(alpha / (hi - lo), f, f), (-alpha * lo / (hi - lo), ones,
+                                                                 ones)]
+        return FeatureAffinity(n, s=sig, c_max=1 - alpha, rank_one=terms, **kw)
+    mi = _minmax(mutual_info_scores(X, codes, K))
+    f = _minmax(f)
+    return FeatureAffinity(n, s=sig, c_max=(a[1] + a[2]) / 2,
+                           rank_one=[((a[0] + a[1]) / 2, ones, mi), ((a[0] + a[2]) / 2, f, ones)],
+                           symmetric=False, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# scores
+# ----------------------------------------------------------------------------------------------
+
+def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
+                 alpha: Union[float, Sequence[float]] = 0.5, r: float = 0.9,
+                 hops: Union[int, float] = math.inf, knn: Optional[int] = None,
+                 variant: str = "paper", max_dense_bytes: int = 2 ** 30, block: int = 4096,
+                 tol: float = 1e-10) -> Tensor:
+    r"""Inf-FS feature scores (higher = more relevant).
+
+    .. math::
+        \mathbf{s} = \sum_{k=1}^{K} (r/\rho)^k A^k \mathbf{1}
+        \ \xrightarrow{K \to \infty}\ \big((I - \tfrac{r}{\rho} A)^{-1} - I\big)\mathbf{1}
+
+    with :math:`A` from :func:`feature_affinity` and :math:`r \in (0, 1)` a fraction of
+    :math:`1/\rho`: for ``"paper"`` and ``"fslib"`` :math:`\rho` is the largest eigenvalue of
+    :math:`A` (the Perron root; ``PyIFS`` uses ``max(eigvals(A))``), found by the same Lanczos
+    run that solves the system (:func:`affgraph.diffusion.katz_lanczos`); for ``"u2020"``
+    :math:`A` is first divided by its largest row sum :math:`\rho` plus
+    :math:`\epsilon = 5\cdot10^{-6} n` and the decay is :math:`r/\rho` (the 2020 code uses
+    :math:`r = 1 - \epsilon`; its scores add 1 to ours, which changes no ranking).
+
+    ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); ``knn=k`` keeps each
+    feature's ``k`` strongest affinities (symmetrised) and diffuses on that sparse graph, with
+    :math:`\rho` its spectral radius. ``y`` switches ``"u2020"`` to InfFS_S (mutual
+    information, Fisher score, standard deviation; ``alpha`` a 3-vector, any number of
+    classes, labels of any type) and ``"fslib"`` to FSLib's supervised graph.
+
+    Memory and time: up to ``max_dense_bytes`` (default 1 GiB, i.e. :math:`n \le 11585`) the
+    matrix is built once in float64 (:math:`8n^2` bytes, :math:`O(n^2 m)` time); beyond, it is
+    recomputed in float32 tiles at each of the few Lanczos steps, :math:`O(nm)` memory (see
+    :class:`FeatureAffinity`). The solve stops at relative residual ``tol``.
+
+    Args:
+        X (array or Tensor): ``[m, n]`` samples x features, finite, :math:`m, n \ge 2`.
+        y (array, optional): ``[m]`` labels (supervised variants).
+        alpha (float or 3 floats): mixing weight(s). (default: ``0.5``)
+        r (float): the decay as a fraction of :math:`1/\rho`, in (0, 1). (default: ``0.9``)
+        hops (int or float): :math:`K \ge 1` or ``math.inf``. (default: ``math.inf``)
+        knn (int, optional): keep the ``knn`` strongest affinities per feature.
+        variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
+        max_dense_bytes (int): the largest dense matrix to build. (default: ``2**30``)
+        block (int): tile size of the blocked products. (default: ``4096``)
+        tol (float): relative residual of the solve. (default: ``1e-10``)
+
+    Returns:
+        float64 tensor ``[n]`` of scores.
+    """
+    if isinstance(hops, bool) or not (hops == math.inf or (isinstance(hops, int) and hops >= 1)):
+        raise ValueError(f"hops must be an int >= 1 or math.inf, got {hops!r}")
+    if not isinstance(r, (int, float)) or not 0.0 < r < 1.0:
+        raise ValueError(f"r = {r!r} must lie in (0, 1): it is a fraction of 1/rho(A), and at "
+                         "or above 1/rho(A) the series diverges")
+    if knn is not None and (isinstance(knn, bool) or not isinstance(knn, int) or knn < 1):
+        raise ValueError(f"knn must be a positive int, got {knn!r}")
+    A = feature_affinity(X, y, alpha=alpha, variant=variant, block=block)
+    n = A.n
+    ones = torch.ones(n, dtype=torch.float64)
+    with torch.no_grad():
+        if knn is not None:
+            ei, w = A.knn_graph(knn)
+            if variant == "u2020":
+                rowmax = float(torch.zeros(n, dtype=torch.float64).index_add_(0, ei[1], w).max())
+                return _u2020(sparse_operator(ei, w, n), rowmax, n, r, hops, A.symmetric, tol)
+            rho = spectral_radius(ei, w, n, symmetric=A.symmetric)
+            if rho == 0:
+                raise ValueError("the kNN feature graph has no edges (rho(A) = 0)")
+            return diffuse(ones, ei, w, hops=hops, coeffs="katz", r=r / rho, tol=tol)
+        if 8 * n * n <= max_dense_bytes:
+            A.dense()
+        if variant == "u2020":
+            rowmax = float(A.matvec(ones).max())
+            return _u2020(A.matvec, rowmax, n, r, hops, A.symmetric, tol)
+        scores, _ = katz_lanczos(A.matvec, ones, r_frac=r, hops=hops, tol=tol)
+        return scores
+
+
+def _u2020(apply_A, rowmax: float, n: int, r: float, hops, symmetric: bool, tol: float) -> Tensor:
+    if rowmax <= 0:
+        raise ValueError("the feature graph has no edges (all affinities are 0)")
+    eps = 5e-6 * n
+    scale = 1.0 / (rowmax + eps)  # substochastic rescaling: rho(scale * A) < 1
+    return propagate(lambda v: scale * apply_A(v), torch.ones(n, dtype=torch.float64),
+                     hops=hops, coeffs="katz", r=r / rowmax, rho=rowmax * scale,
+                     symmetric=symmetric, tol=tol)
+
+
+def inffs_subset_size(scores: ArrayLike) -> int:
+    r"""InfFS_U's automatic subset size: with a histogram of the scores in
+    :math:`\lfloor n/2 \rfloor` bins, the number of bins holding more than the mean count."""
+    s = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, np.float64)
+    nbins = max(int(0.5 * s.size), 1)
+    counts = np.histogram(s, nbins)[0]
+    return int((counts > counts.mean()).sum())

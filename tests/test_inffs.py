@@ -1,0 +1,285 @@
+"""Inf-FS scores against float64 closed forms, networkx Katz, PyIFS and loop references."""
+import importlib
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from affgraph.inffs import (feature_affinity, fisher_scores, inffs_scores, inffs_subset_size,
+                            mutual_info_scores)
+
+
+def _data(m=60, n=25, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n)) * rng.uniform(0.3, 3.0, size=n)
+    X[:, 1] += 0.8 * X[:, 0]  # some correlated pairs
+    X[:, 2] = np.round(X[:, 2])  # ties in the ranks
+    return X
+
+
+def _spearman(X):
+    C = scipy.stats.spearmanr(X).correlation
+    return np.nan_to_num(C, nan=0.0)
+
+
+def _mm(v):
+    return (v - v.min()) / (v.max() - v.min()) if v.max() > v.min() else np.zeros_like(v)
+
+
+def _ref_paper_A(X, alpha=0.5):
+    s = _mm(X.std(0, ddof=1))
+    return alpha * np.maximum.outer(s, s) + (1 - alpha) * (1 - np.abs(_spearman(X)))
+
+
+def _closed_form(A, r_abs):
+    I = np.eye(A.shape[0])
+    return (np.linalg.inv(I - r_abs * A) - I).sum(1)
+
+
+def _rank(s):
+    return np.argsort(-np.asarray(s), kind="stable")
+
+
+# ---------------------------------------------------------------- paper variant
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_paper_matches_closed_form(dense):
+    X = _data()
+    A = _ref_paper_A(X, 0.4)
+    ref = _closed_form(A, 0.9 / np.linalg.eigvalsh(A).max())
+    kw = {} if dense else dict(max_dense_bytes=0, block=7)  # float32 tiles, ragged blocks
+    ours = inffs_scores(X, alpha=0.4, **kw).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-8 if dense else 1e-6)
+    np.testing.assert_array_equal(_rank(ours), _rank(ref))
+
+
+def test_paper_is_katz_centrality_networkx():
+    X = _data(seed=1)
+    A = _ref_paper_A(X)
+    rho = np.linalg.eigvalsh(A).max()
+    g = nx.from_numpy_array(A)  # symmetric, with self-loops a_ii
+    katz = nx.katz_centrality_numpy(g, alpha=0.9 / rho, beta=1.0, weight="weight")
+    katz = np.array([katz[i] for i in range(A.shape[0])])
+    s = inffs_scores(X).numpy() + 1.0  # Katz counts the empty walk
+    np.testing.assert_allclose(s / np.linalg.norm(s), katz, rtol=1e-9)
+
+
+def test_truncation_converges_and_one_hop_is_degree():
+    X = _data(seed=2)
+    A = _ref_paper_A(X)
+    r = 0.9 / np.linalg.eigvalsh(A).max()
+    ref = _closed_form(A, r)
+    errs = [np.abs(inffs_scores(X, hops=K).numpy() - ref).max() for K in (1, 5, 20, 250)]
+    assert all(a > b for a, b in zip(errs, errs[1:])) and errs[-1] < 1e-6 * ref.max()
+    deg = inffs_scores(X, hops=1).numpy()
+    np.testing.assert_allclose(deg, r * A.sum(1), rtol=1e-9)
+    np.testing.assert_array_equal(_rank(deg), _rank(A.sum(1)))
+    two = inffs_scores(X, hops=2).numpy()
+    np.testing.assert_allclose(two, r * A.sum(1) + r * r * A @ A.sum(1), rtol=1e-9)
+
+
+def test_knn_sparsification_matches_dense_and_differs_from_degree():
+    X = _data(n=30, seed=3)
+    A = _ref_paper_A(X)
+    k = 3
+    off = A.copy()
+    np.fill_diagonal(off, -np.inf)
+    keep = np.zeros_like(A, dtype=bool)
+    top = np.argsort(-off, axis=1, kind="stable")[:, :k]
+    keep[np.repeat(np.arange(30), k), top.ravel()] = True
+    keep |= keep.T
+    np.fill_diagonal(keep, True)
+    Ak = np.where(keep, A, 0.0)
+    rho = np.abs(np.linalg.eigvals(Ak)).max()
+    ref = _closed_form(Ak, 0.9 / rho)
+    ours = inffs_scores(X, knn=k).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-8)
+    deg = inffs_scores(X, knn=k, hops=1).numpy()
+    assert not np.array_equal(_rank(ours), _rank(deg))  # multi-hop ranking differs
+    # knn >= n - 1 keeps everything: the dense ranking
+    np.testing.assert_allclose(inffs_scores(X, knn=40).numpy(), inffs_scores(X).numpy(),
+                               rtol=1e-8)
+
+
+# ---------------------------------------------------------------- fslib = PyIFS
+
+def _pyifs():
+    mod = importlib.import_module("PyIFS.InfFS")
+    mod.stats, mod.math = scipy.stats, math  # the package forgets to import them
+    return mod.InfFS()
+
+
+def test_fslib_matches_pyifs_unsupervised():
+    X = _data(m=40, n=20, seed=4)
+    ranked, weight = _pyifs().infFS(X.copy(), None, 0.5, 0, 0)
+    ours = inffs_scores(X, variant="fslib").numpy()
+    np.testing.assert_allclose(ours, weight, rtol=1e-8)
+    np.testing.assert_array_equal(_rank(ours), ranked)
+
+
+def test_fslib_matches_pyifs_supervised():
+    X = _data(m=40, n=20, seed=5)
+    y = np.where(np.random.default_rng(5).random(40) < 0.5, -1, 1)
+    X[y == 1, :4] += 1.5
+    ranked, weight = _pyifs().infFS(X.copy(), y, 0.3, 1, 0)
+    ours = inffs_scores(X, y, alpha=0.3, variant="fslib").numpy()
+    np.testing.assert_allclose(ours, weight, rtol=1e-8)
+    np.testing.assert_array_equal(_rank(ours), ranked)
+
+
+# ---------------------------------------------------------------- u2020
+
+def test_u2020_unsupervised_matches_reference_formulas():
+    X = _data(seed=6)
+    n = X.shape[1]
+    A = _ref_paper_A(X, 0.5)
+    rowmax = A.sum(1).max()
+    eps = 5e-6 * n
+    Ah = A / (rowmax + eps)
+    S = np.linalg.inv(np.eye(n) - (1 - eps) / rowmax * Ah)
+    weight = S.sum(1)
+    ours = inffs_scores(X, variant="u2020", r=1 - eps).numpy()
+    np.testing.assert_allclose(ours + 1.0, weight, rtol=1e-10)  # the 2020 code keeps I
+    counts = np.histogram(weight, int(0.5 * n))[0]
+    assert inffs_subset_size(ours) == int((counts > counts.mean()).sum())
+
+
+def _ref_mi(a, labels):
+    """Loop reference of the normalised mutual information (equal-width bins, 1e-5 floors)."""
+    m = a.size
+    nbins = 20 if m / 10 > 20 else int(max(math.floor(m / 10), 10))
+    classes = sorted(set(labels.tolist()))
+    lo, width = a.min(), (a.max() - a.min()) / nbins
+    bins = [min(int((v - lo) // width), nbins - 1) for v in a]
+    pA = np.array([bins.count(b) / m for b in range(nbins)])
+    pA[pA == 0] = 1e-5
+    pY = np.array([(labels == c).sum() / m for c in classes])
+    info = 0.0
+    for ci, c in enumerate(classes):
+        for b in range(nbins):
+            cnt = sum(1 for v, bb in zip(labels, bins) if v == c and bb == b)
+            p = (cnt if cnt else 1e-5) / m
+            info += p * math.log(p / (pA[b] * pY[ci]))
+    HA = -(pA * np.log(pA)).sum()
+    HY = -(pY * np.log(pY)).sum()
+    return 2 * info / (HA + HY)
+
+
+def test_u2020_supervised_matches_loop_reference():
+    X = _data(m=60, n=12, seed=7)
+    y = np.array([-1, 1] * 30)
+    X[y == 1, :3] += 2.0
+    a = (0.2, 0.5, 0.3)
+    n = X.shape[1]
+    mi = _mm(np.array([_ref_mi(X[:, i], y) for i in range(n)]))
+    fi = ((X[y == 1].mean(0) - X[y == -1].mean(0)) ** 2
+          / (X[y == 1].var(0, ddof=1) + X[y == -1].var(0, ddof=1)))
+    fi = _mm(fi)
+    sd = _mm(X.std(0, ddof=1))
+    SD = np.maximum.outer(sd, sd)
+    G = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            G[i, j] = (a[0] * (mi[j] + fi[i]) / 2 + a[1] * (mi[j] + SD[i, j]) / 2
+                       + a[2] * (SD[i, j] + fi[i]) / 2)
+    rowmax = G.sum(1).max()
+    eps = 5e-6 * n
+    S = np.linalg.inv(np.eye(n) - (1 - eps) / rowmax * G / (rowmax + eps))
+    ours = inffs_scores(X, y, alpha=a, variant="u2020", r=1 - eps).numpy()
+    np.testing.assert_allclose(ours + 1.0, S.sum(1), rtol=1e-10)
+    assert _rank(ours)[0] in (0, 1, 2)  # an informative feature wins
+
+
+def test_labels_of_any_type_and_many_classes():
+    X = _data(m=45, n=10, seed=8)
+    y = np.repeat([0, 1, 2], 15)
+    X[y == 2, 0] += 3.0
+    base = inffs_scores(X, y, variant="u2020").numpy()
+    for enc in (np.array(["a", "b", "c"])[y], y + 1, y * 2.5 - 7, torch.tensor(y)):
+        np.testing.assert_allclose(inffs_scores(X, enc, variant="u2020").numpy(), base,
+                                   rtol=1e-12)
+    assert _rank(base)[0] == 0
+    # three-class Fisher score by hand: mean over the 3 class pairs
+    Xs = np.array([[0.0], [2.0], [1.0], [3.0], [5.0], [7.0]])
+    codes = np.array([0, 0, 1, 1, 2, 2])
+    ref = ((1 - 2) ** 2 / (2 + 2) + (1 - 6) ** 2 / (2 + 2) + (2 - 6) ** 2 / (2 + 2)) / 3
+    np.testing.assert_allclose(fisher_scores(Xs, codes, 3), [ref])
+    # binary {-1, 1}: equals the two-class formula in either label order
+    yb = np.array([-1, 1] * 3)
+    f1 = inffs_scores(X[:6, :4], yb, variant="u2020").numpy()
+    f2 = inffs_scores(X[:6, :4], -yb, variant="u2020").numpy()
+    np.testing.assert_allclose(f1, f2, rtol=1e-12)
+
+
+def test_mutual_info_constant_and_separating_features():
+    rng = np.random.default_rng(9)
+    y = np.repeat([0, 1], 50)
+    X = np.column_stack([y + 0.01 * rng.normal(size=100), rng.normal(size=100), np.ones(100)])
+    mi = mutual_info_scores(X, y, 2)
+    np.testing.assert_allclose(mi[:2], [_ref_mi(X[:, 0], y), _ref_mi(X[:, 1], y)], rtol=1e-12)
+    assert mi[0] > 0.5 > mi[1] and mi[2] == 0.0
+
+
+# ---------------------------------------------------------------- edge cases and errors
+
+def test_constant_features_defined():
+    X = _data(seed=10)
+    X[:, 3] = 2.0
+    ours = inffs_scores(X).numpy()
+    A = _ref_paper_A(X)  # spearman NaN -> 0 for the constant feature, as FSLib/PyIFS do
+    np.testing.assert_allclose(ours, _closed_form(A, 0.9 / np.linalg.eigvalsh(A).max()),
+                               rtol=1e-8)
+    allconst = np.ones((5, 4))
+    s = inffs_scores(allconst).numpy()  # A = (1 - alpha) J: every feature equal
+    np.testing.assert_allclose(s, np.full(4, s[0]))
+    assert np.isfinite(s).all()
+
+
+def test_bad_input_errors():
+    X = _data()
+    with pytest.raises(ValueError, match="NaN"):
+        Xn = X.copy()
+        Xn[0, 0] = np.nan
+        inffs_scores(Xn)
+    with pytest.raises(ValueError, match="1 sample"):
+        inffs_scores(X[:1])
+    with pytest.raises(ValueError, match="1 feature"):
+        inffs_scores(X[:, :1])
+    with pytest.raises(ValueError, match="2-d"):
+        inffs_scores(X[:, 0])
+    with pytest.raises(TypeError, match="numeric"):
+        inffs_scores(np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(ValueError, match="diverges"):
+        inffs_scores(X, r=1.0)
+    with pytest.raises(ValueError, match="unknown Inf-FS variant"):
+        inffs_scores(X, variant="2015")
+    with pytest.raises(ValueError, match="hops"):
+        inffs_scores(X, hops=0)
+    with pytest.raises(ValueError, match="knn"):
+        inffs_scores(X, knn=0)
+    with pytest.raises(ValueError, match="2 classes"):
+        inffs_scores(X, np.zeros(60), variant="u2020")
+    with pytest.raises(ValueError, match="60 labels"):
+        inffs_scores(X, np.zeros(5), variant="u2020")
+    with pytest.raises(ValueError, match="unsupervised"):
+        inffs_scores(X, np.arange(60) % 2, variant="paper")
+    with pytest.raises(ValueError, match="3 finite"):
+        inffs_scores(X, np.arange(60) % 2, variant="u2020", alpha=(0.5, -1.0, 0.5))
+    with pytest.raises(ValueError, match="alpha"):
+        inffs_scores(X, alpha=1.5)
+
+
+def test_feature_affinity_rows_entries_and_products_agree():
+    X = _data(n=17, seed=11)
+    y = np.arange(60) % 3
+    for variant, yy in [("paper", None), ("fslib", None), ("fslib", y % 2), ("u2020", y)]:
+        A = feature_affinity(X, yy, variant=variant, block=5, gemm_dtype=torch.float64)
+        D = A.rows(0, 17)
+        i, j = torch.meshgrid(torch.arange(17), torch.arange(17), indexing="ij")
+        torch.testing.assert_close(A.entries(i.reshape(-1), j.reshape(-1)).reshape(17, 17), D)
+        v = torch.randn(17, dtype=torch.float64)
+        torch.testing.assert_close(A.matvec(v), D @ v, rtol=1e-12, atol=1e-12)
+        assert A.symmetric == bool(torch.allclose(D, D.T))
