@@ -9,3 +9,5 @@ from affgraph.diffusion import diffuse, spectral_radius, spectral_radius_dense  
 __all__ += ["diffuse", "spectral_radius", "spectral_radius_dense"]
 from affgraph.simplicial import simplicial_attention  # noqa: E402
 __all__ += ["simplicial_attention"]
+from affgraph.inffs import inffs_scores  # noqa: E402
+__all__ += ["inffs_scores"]
