@@ -6,7 +6,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.datasets import make_classification
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, to_undirected
 
@@ -137,48 +136,60 @@ def make_planted_features(n_samples: int, n_features: int, n_informative: int, *
     r"""A classification set whose informative features are known, so that the precision@k
     of a feature ranking is exact.
 
-    Built with :func:`sklearn.datasets.make_classification` (Guyon's design for the NIPS 2003
-    feature-selection challenge) without its shuffling, then the columns are permuted with the
-    seed: ``n_informative`` Gaussian-cluster features carry the classes, ``n_redundant``
-    random linear combinations of them follow, and the rest are independent
-    :math:`\mathcal{N}(0, 1)` noise. Only the informative columns are returned as ground truth
-    (redundant columns are informative too, but not independently so).
+    Classes are balanced (``y_i = i mod C``, shuffled). Each informative feature carries the
+    class on its own, through class means drawn once:
+
+    .. math::
+        x_{ij} = \mu_{y_i j} + \varepsilon_{ij},\qquad \mu_{cj} \sim \mathcal{N}(0, s^2),
+        \quad \varepsilon_{ij} \sim \mathcal{N}(0, 1);
+
+    ``n_redundant`` features are random linear combinations of the informative ones
+    (informative jointly, but adding nothing), and the rest are independent
+    :math:`\mathcal{N}(0, 1)` noise. Every column is then standardised (mean 0, variance 1),
+    so a feature's variance says nothing about its relevance, and the columns are permuted
+    with the seed. Unlike :func:`sklearn.datasets.make_classification`, whose informative
+    columns may separate no class pair and have larger variance than its noise columns, every
+    returned informative index is individually informative.
 
     Args:
-        n_samples (int): number of samples.
+        n_samples (int): number of samples (at least ``2 * n_classes``).
         n_features (int): total number of features.
-        n_informative (int): number of informative features (``n_classes <= 2**n_informative``).
+        n_informative (int): number of informative features.
         n_redundant (int, optional): number of redundant features. (default: :obj:`0`)
-        n_classes (int, optional): number of classes. (default: :obj:`2`)
-        class_sep (float, optional): the hypercube size; larger is easier. (default: :obj:`1.0`)
-        flip_y (float, optional): fraction of labels assigned at random. (default: :obj:`0.0`)
+        n_classes (int, optional): number of classes :math:`C`. (default: :obj:`2`)
+        class_sep (float, optional): spread :math:`s` of the class means. (default: :obj:`1.0`)
+        flip_y (float, optional): fraction of labels replaced by a random class after the
+            features are drawn (label noise). (default: :obj:`0.0`)
         seed (int, optional): seed; equal seeds give equal data. (default: :obj:`0`)
 
     Returns:
         ``(X, y, informative_idx)``: ``X`` :math:`(n, d)` float64, ``y`` :math:`(n)` int64 in
-        ``0..C-1``, ``informative_idx`` the sorted column indices of the informative features.
+        ``0..C-1``, ``informative_idx`` the sorted column indices of the informative features
+        (the redundant ones are not included).
     """
-    n_samples = _int("n_samples", n_samples, 2)
+    n_classes = _int("n_classes", n_classes, 2)
+    n_samples = _int("n_samples", n_samples, 2 * n_classes)
     n_features = _int("n_features", n_features, 1)
     n_informative = _int("n_informative", n_informative, 1)
     n_redundant = _int("n_redundant", n_redundant, 0)
-    n_classes = _int("n_classes", n_classes, 2)
     if n_informative + n_redundant > n_features:
         raise ValueError(f"n_informative + n_redundant = {n_informative + n_redundant} exceeds "
                          f"n_features = {n_features}")
-    if n_classes > 2 ** n_informative:
-        raise ValueError(f"n_classes = {n_classes} needs n_informative >= "
-                         f"{math.ceil(math.log2(n_classes))}, got {n_informative}")
     class_sep = _real("class_sep", class_sep, 0.0)
     flip_y = _real("flip_y", flip_y, 0.0, 1.0)
     seed = _int("seed", seed, 0)
-    X, y = make_classification(
-        n_samples=n_samples, n_features=n_features, n_informative=n_informative,
-        n_redundant=n_redundant, n_repeated=0, n_classes=n_classes, n_clusters_per_class=1,
-        class_sep=class_sep, flip_y=flip_y, shuffle=False, random_state=seed)
     rng = np.random.default_rng(seed)
+    n, k = n_samples, n_informative
+    y = rng.permutation(np.arange(n) % n_classes)
+    means = class_sep * rng.standard_normal((n_classes, k))
+    informative = means[y] + rng.standard_normal((n, k))               # (n, k)
+    redundant = informative @ rng.uniform(-1.0, 1.0, (k, n_redundant))  # (n, r)
+    noise = rng.standard_normal((n, n_features - k - n_redundant))
+    X = np.hstack([informative, redundant, noise])
+    X = (X - X.mean(0)) / X.std(0)
     perm = rng.permutation(n_features)               # new column j holds old column perm[j]
-    rows = rng.permutation(n_samples)                # make_classification sorts rows by class
-    X = X[rows][:, perm]
-    informative = np.sort(np.flatnonzero(perm < n_informative)).astype(np.int64)
-    return X.astype(np.float64), y[rows].astype(np.int64), informative
+    X = X[:, perm]
+    flip = rng.random(n) < flip_y
+    y = np.where(flip, rng.integers(0, n_classes, n), y)
+    idx = np.sort(np.flatnonzero(perm < k)).astype(np.int64)
+    return X.astype(np.float64), y.astype(np.int64), idx

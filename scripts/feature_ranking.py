@@ -1,0 +1,451 @@
+"""Feature ranking benchmark: Inf-FS at 1, 2, 3, 5 and infinitely many hops against the baselines.
+
+Protocol (as in the Inf-FS papers): stratified 5-fold cross-validation; each selector ranks the
+features on the training fold only; a linear SVM (features standardised on the training fold)
+is trained on the top-k features for k in {10, 50, 100, 150, 200} (capped by the feature count)
+and scored on the test fold. Prints accuracy mean ± std per dataset (over folds and seeds), the
+average rank of each selector across datasets per k, and precision@k of the planted features
+on the synthetic sets; writes ``--csv``/``--json`` rows and two plots (accuracy against k per
+selector, accuracy against hops).
+
+Selectors: ``inffs[-sup][-knn]-h{1,2,3,5,inf}`` (affgraph.selection.InfFS; ``-sup`` is the
+supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours), and
+``anova`` (F statistic), ``mi`` (mutual information), ``variance`` (scikit-learn), ``fisher``,
+``relieff``, ``laplacian`` (affgraph.baselines), ``random``.
+
+    python scripts/feature_ranking.py --quick                              # tiny smoke run
+    python scripts/feature_ranking.py --data-root ../shared/data           # 22 .mat + embedded
+    python scripts/feature_ranking.py --datasets breast_cancer digits planted --selectors baselines inffs
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_selection import VarianceThreshold, f_classif, mutual_info_classif
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, mean_std, write_rows  # noqa: E402
+
+from affgraph.baselines import fisher_score, laplacian_score, relieff_score  # noqa: E402
+from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # noqa: E402
+                               make_planted_features)
+
+KS = (10, 50, 100, 150, 200)
+HOPS = ("1", "2", "3", "5", "inf")
+BASELINES = ("anova", "mi", "variance", "fisher", "relieff", "laplacian", "random")
+INFFS = tuple(f"inffs-h{h}" for h in HOPS) + ("inffs-knn-hinf",) + \
+    tuple(f"inffs-sup-h{h}" for h in HOPS) + ("inffs-sup-knn-hinf",)
+SELECTORS = INFFS + BASELINES
+# planted-feature sets: (n_samples, n_features, n_informative, n_classes, class_sep)
+PLANTED = {"planted": (400, 500, 20, 3, 1.0), "planted-small": (150, 60, 6, 2, 1.0)}
+_INFFS_RE = re.compile(r"^inffs(?P<sup>-sup)?(?P<knn>-knn)?-h(?P<hops>\d+|inf)$")
+
+Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# ---- selectors: each returns the feature order, best first ---------------------------------
+
+def _order(scores: np.ndarray) -> np.ndarray:
+    """Feature indices by decreasing score; NaN last; ties keep the lower index first."""
+    s = np.where(np.isnan(scores), -np.inf, scores)
+    return np.argsort(-s, kind="stable")
+
+
+def make_ranker(name: str, seed: int, knn: int = 10) -> Ranker:
+    """The ranking function ``(X_train, y_train) -> order`` of selector ``name``."""
+    m = _INFFS_RE.match(name)
+    if m:
+        from affgraph.selection import InfFS  # the diffusion engineer's selector
+
+        hops = math.inf if m["hops"] == "inf" else int(m["hops"])
+        sup = bool(m["sup"])
+
+        def inffs(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+            sel = InfFS(hops=hops, knn=knn if m["knn"] else None,
+                        variant="u2020" if sup else "paper", supervised=sup)
+            sel.fit(X, y if sup else None)
+            return np.argsort(np.asarray(sel.ranking_), kind="stable")
+        return inffs
+    if name == "anova":
+        return lambda X, y: _order(f_classif(X, y)[0])
+    if name == "mi":
+        return lambda X, y: _order(mutual_info_classif(X, y, random_state=seed))
+    if name == "variance":
+        return lambda X, y: _order(VarianceThreshold().fit(X).variances_)
+    if name == "fisher":
+        return lambda X, y: _order(fisher_score(X, y))
+    if name == "relieff":
+        return lambda X, y: _order(relieff_score(X, y, n_neighbors=10))
+    if name == "laplacian":
+        return lambda X, y: _order(-laplacian_score(X, n_neighbors=5))
+    if name == "random":
+        rng = np.random.default_rng(seed)
+        return lambda X, y: rng.permutation(X.shape[1])
+    raise ValueError(f"unknown selector {name!r}; known: {', '.join(SELECTORS)} "
+                     "(or inffs[-sup][-knn]-h<N|inf>)")
+
+
+def expand_selectors(names: Sequence[str]) -> list[str]:
+    """Expand the groups ``baselines``, ``inffs`` and ``all``; check the names."""
+    out: list[str] = []
+    for n in names:
+        group = {"baselines": BASELINES, "inffs": INFFS, "all": SELECTORS}.get(n)
+        for s in group or (n,):
+            if s not in BASELINES and not _INFFS_RE.match(s):
+                raise ValueError(f"unknown selector {s!r}; known: {', '.join(SELECTORS)}, "
+                                 "groups baselines, inffs, all")
+            if s not in out:
+                out.append(s)
+    return out
+
+
+# ---- datasets ----------------------------------------------------------------------------
+
+def expand_datasets(names: Sequence[str]) -> list[str]:
+    """Expand the groups ``featsel``, ``embedded`` and ``all``; check the names."""
+    featsel, embedded = list_datasets("featsel"), list_datasets("embedded")
+    groups = {"featsel": featsel, "embedded": embedded,
+              "all": featsel + embedded + ["planted"]}
+    known = {n.lower(): n for n in featsel + embedded + list(PLANTED)}
+    out: list[str] = []
+    for n in names:
+        for d in groups.get(n, [n]):
+            canonical = known.get(d.lower().replace("_", "-")) or known.get(d.lower())
+            if canonical is None:
+                raise ValueError(f"unknown dataset {d!r}; known: {', '.join(known.values())}, "
+                                 "groups featsel, embedded, all")
+            if canonical not in out:
+                out.append(canonical)
+    return out
+
+
+def load_dataset(name: str, root: str | None, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(X, y, informative_idx or None)`` of a featsel, embedded or planted set."""
+    if name in PLANTED:
+        n, d, k, c, sep = PLANTED[name]
+        return make_planted_features(n, d, k, n_classes=c, class_sep=sep, seed=seed)
+    if name in list_datasets("embedded"):
+        return (*load_embedded(name), None)
+    return (*load_featsel(name, root), None)
+
+
+# ---- the benchmark -----------------------------------------------------------------------
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or min(out) < 0:
+        raise ValueError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    return out
+
+
+def _svm_accuracy(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> float:
+    scaler = StandardScaler().fit(Xtr)
+    clf = LinearSVC(C=1.0, max_iter=2000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(scaler.transform(Xtr), ytr)
+    return float((clf.predict(scaler.transform(Xte)) == yte).mean())
+
+
+def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] = KS,
+        seeds: int | Sequence[int] = 1, n_folds: int = 5, root: str | None = None,
+        knn: int = 10, progress: bool = True,
+        on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Run the protocol; one row per (dataset, selector, seed, fold, k).
+
+    Row keys: ``dataset, selector, seed, fold, k, k_eff, n_features, accuracy, precision``
+    (planted sets only, else ``None``), ``fit_s`` (the selector's fit time on the fold).
+    A selector that raises on a dataset is reported on stderr and gives no rows there.
+    """
+    datasets, selectors = expand_datasets(datasets), expand_selectors(selectors)
+    seed_list = _seed_list(seeds)
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be positive ints, got {list(ks)}")
+    rows: list[dict] = []
+    tasks = [(d, s, f) for d in datasets for s in seed_list for f in range(n_folds)]
+    bar = tqdm(total=len(tasks) * len(selectors), disable=not progress, desc="feature ranking",
+               dynamic_ncols=True)
+    failed: set[tuple[str, str]] = set()
+    for dname in datasets:
+        for seed in seed_list:
+            X, y, informative = load_dataset(dname, root, seed)
+            d = X.shape[1]
+            k_pairs = sorted({(min(k, d), k) for k in ks})
+            folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # classes smaller than n_folds
+                splits = list(folds.split(X, y))
+            for fold, (tr, te) in enumerate(splits):
+                for sname in selectors:
+                    bar.set_postfix_str(f"{dname} seed {seed} fold {fold} {sname}")
+                    bar.update(1)
+                    if (dname, sname) in failed:
+                        continue
+                    ranker = make_ranker(sname, seed * 1000 + fold, knn)
+                    t0 = time.perf_counter()
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", RuntimeWarning)
+                            warnings.simplefilter("ignore", UserWarning)
+                            order = np.asarray(ranker(X[tr], y[tr]))
+                    except Exception as err:  # keep the long run going; say what failed
+                        failed.add((dname, sname))
+                        print(f"\n{sname} failed on {dname}: {type(err).__name__}: {err}",
+                              file=sys.stderr)
+                        continue
+                    fit_s = time.perf_counter() - t0
+                    for k_eff, k in k_pairs:
+                        cols = order[:k_eff]
+                        prec = None
+                        if informative is not None:
+                            hits = np.intersect1d(cols, informative).size
+                            prec = hits / min(k_eff, informative.size)
+                        rows.append(dict(
+                            dataset=dname, selector=sname, seed=seed, fold=fold, k=k,
+                            k_eff=k_eff, n_features=d,
+                            accuracy=_svm_accuracy(X[tr][:, cols], y[tr], X[te][:, cols], y[te]),
+                            precision=prec, fit_s=fit_s))
+        if on_dataset_done is not None:
+            on_dataset_done(rows)
+    bar.close()
+    return rows
+
+
+# ---- tables and plots --------------------------------------------------------------------
+
+def _group(rows: list[dict], keys: Sequence[str], value: str) -> dict[tuple, list[float]]:
+    out: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r.get(value) is not None:
+            out.setdefault(tuple(r[k] for k in keys), []).append(r[value])
+    return out
+
+
+def _ordered(values: list) -> list:
+    return list(dict.fromkeys(values))
+
+
+def average_ranks(rows: list[dict]) -> dict[int, dict[str, float]]:
+    """Average rank (1 = best, ties averaged) of each selector across datasets, per k.
+
+    At each k, only datasets with more than k features count (with k >= d every selector
+    keeps all features and ties), and only selectors with results on every one of them.
+    """
+    acc = _group(rows, ("dataset", "k", "selector"), "accuracy")
+    out: dict[int, dict[str, float]] = {}
+    sels = _ordered([r["selector"] for r in rows])
+    for k in sorted({r["k"] for r in rows}):
+        dsets = _ordered([r["dataset"] for r in rows if r["k"] == k and r["n_features"] > k])
+        have = [s for s in sels if all((d, k, s) in acc for d in dsets)]
+        if not dsets or len(have) < 2:
+            continue
+        ranks = np.array([rankdata([-np.mean(acc[(d, k, s)]) for s in have]) for d in dsets])
+        out[k] = dict(zip(have, ranks.mean(0).tolist()))
+        out[k]["_n"] = len(dsets)
+    return out
+
+
+def format_tables(rows: list[dict]) -> str:
+    """Markdown tables: accuracy (%) per dataset (selector x k, best per k in bold), the
+    average rank per k, and precision@k on the planted sets."""
+    if not rows:
+        return "(no results)"
+    acc = _group(rows, ("dataset", "selector", "k"), "accuracy")
+    fit = _group(rows, ("dataset", "selector"), "fit_s")
+    sels = _ordered([r["selector"] for r in rows])
+    parts = []
+    for dname in _ordered([r["dataset"] for r in rows]):
+        drows = [r for r in rows if r["dataset"] == dname]
+        ks = sorted({r["k"] for r in drows})
+        keff = {r["k"]: r["k_eff"] for r in drows}
+        n_seeds = len({r["seed"] for r in drows})
+        n_folds = len({r["fold"] for r in drows})
+        best = {k: max((np.mean(acc[(dname, s, k)]) for s in sels if (dname, s, k) in acc),
+                       default=None) for k in ks}
+        table = []
+        for s in sels:
+            if not any((dname, s, k) in acc for k in ks):
+                continue
+            cells = []
+            for k in ks:
+                v = acc.get((dname, s, k))
+                cell = mean_std(v, 100) if v else "—"
+                cells.append(f"**{cell}**" if v and np.isclose(np.mean(v), best[k]) else cell)
+            table.append([s, *cells, f"{np.mean(fit[(dname, s)]):.2f}"])
+        header = ["selector", *[f"k={keff[k]}" if keff[k] == k else f"k={k}→{keff[k]}" for k in ks],
+                  "fit s"]
+        d = drows[0]["n_features"]
+        parts.append(f"### {dname} (d={d}; accuracy % over {n_folds} folds x {n_seeds} seeds)\n\n"
+                     + markdown_table(header, table))
+    ranks = average_ranks(rows)
+    if ranks:
+        ks = sorted(ranks)
+        table = [[s, *[f"{ranks[k][s]:.2f}" if s in ranks[k] else "—" for k in ks]] for s in sels]
+        table.sort(key=lambda r: float(r[1]) if r[1] != "—" else math.inf)
+        header = ["selector", *[f"k={k} ({ranks[k]['_n']} sets)" for k in ks]]
+        parts.append("### Average rank across datasets (1 = best; sets with more than k features)"
+                     "\n\n" + markdown_table(header, table))
+    prec = _group(rows, ("dataset", "selector", "k"), "precision")
+    if prec:
+        for dname in _ordered([key[0] for key in prec]):
+            ks = sorted({key[2] for key in prec if key[0] == dname})
+            table = [[s, *[mean_std(prec[(dname, s, k)], 100) if (dname, s, k) in prec else "—"
+                           for k in ks]] for s in sels if (dname, s, ks[0]) in prec]
+            parts.append(f"### {dname}: precision@k of the planted features "
+                         "(% of min(k, #informative) found)\n\n"
+                         + markdown_table(["selector", *[f"k={k}" for k in ks]], table))
+    return "\n\n".join(parts)
+
+
+def _hop_value(h: str) -> float:
+    return math.inf if h == "inf" else float(h)
+
+
+def plot(rows: list[dict], out: str | Path) -> list[Path]:
+    """Write ``feature_ranking_k.png`` (accuracy vs k per selector, one panel per dataset) and
+    ``feature_ranking_hops.png`` (Inf-FS accuracy vs hops, mean over datasets, one line per k)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    acc = _group(rows, ("dataset", "selector", "k"), "accuracy")
+    dsets = _ordered([r["dataset"] for r in rows])
+    sels = _ordered([r["selector"] for r in rows])
+    paths = []
+    cols = min(4, len(dsets))
+    nrows = math.ceil(len(dsets) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
+    for ax, dname in zip(axes.flat, dsets):
+        for s in sels:
+            pts = sorted({(r["k_eff"], r["k"]) for r in rows if r["dataset"] == dname})
+            xs = [ke for ke, k in pts if (dname, s, k) in acc]
+            ys = [100 * np.mean(acc[(dname, s, k)]) for ke, k in pts if (dname, s, k) in acc]
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, lw=1, label=s,
+                        ls="-" if s.startswith("inffs") else "--")
+        ax.set_title(dname, fontsize=9)
+        ax.set_xlabel("k")
+        ax.set_ylabel("accuracy %")
+    for ax in list(axes.flat)[len(dsets):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.04 + 0.015 * math.ceil(len(labels) / 6), 1, 1))
+    paths.append(out / "feature_ranking_k.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fams: dict[str, dict[str, str]] = {}
+    for s in sels:
+        m = _INFFS_RE.match(s)
+        if m:
+            fams.setdefault(f"Inf-FS{m['sup'] or ''}{m['knn'] or ''}", {})[m["hops"]] = s
+    fams = {f: h for f, h in fams.items() if len(h) > 1}
+    if fams:
+        fig, axes = plt.subplots(1, len(fams), figsize=(4.5 * len(fams), 3.5), squeeze=False)
+        ks = sorted({r["k"] for r in rows})
+        for ax, (fam, hops) in zip(axes.flat, fams.items()):
+            hs = sorted(hops, key=_hop_value)
+            xs = list(range(len(hs)))
+            for k in ks:
+                ys = [np.mean([np.mean(acc[(d, hops[h], k)]) for d in dsets
+                               if (d, hops[h], k) in acc]) * 100 for h in hs]
+                ax.plot(xs, ys, marker="o", label=f"k={k}")
+            ax.set_xticks(xs, ["∞" if h == "inf" else h for h in hs])
+            ax.set_xlabel("hops")
+            ax.set_ylabel("accuracy % (mean over datasets)")
+            ax.set_title(fam)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out / "feature_ranking_hops.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+# ---- command line ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--datasets", nargs="+", default=["all"],
+                   help="names, or the groups featsel, embedded, all (the 22 .mat sets, "
+                        "breast_cancer, digits, wine and planted); also planted-small")
+    p.add_argument("--selectors", nargs="+", default=["all"],
+                   help="names, or the groups baselines, inffs, all (default: all)")
+    p.add_argument("--k", nargs="+", type=int, default=list(KS), dest="ks",
+                   help="numbers of selected features (default: 10 50 100 150 200)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[1],
+                   help="one number n (seeds 0..n-1) or a list of seeds (default: 1)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--knn", type=int, default=10, help="neighbours of the -knn Inf-FS variants")
+    p.add_argument("--data-root", default=None,
+                   help="folder with featsel/ (default: $AFFGRAPH_DATA, then datasets/cache/)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run: breast_cancer, wine, planted-small; k 5 10 20; 3 folds")
+    p.add_argument("--out", default="results", help="folder of the plots (default: results/)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--csv", default=None, help="write one row per fold and k to this CSV file")
+    p.add_argument("--json", default=None, help="write one row per fold and k to this JSON "
+                   "file (rewritten after each dataset, so a cut run keeps what it finished)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        if args.datasets == ["all"]:
+            args.datasets = ["breast_cancer", "wine", "planted-small"]
+        if args.ks == list(KS):
+            args.ks = [5, 10, 20]
+        args.folds = 3
+    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    try:
+        datasets = expand_datasets(args.datasets)
+        selectors = expand_selectors(args.selectors)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+    def checkpoint(rows: list[dict]) -> None:
+        write_rows(rows, json_path=args.json)
+
+    rows = run(datasets, selectors, ks=args.ks, seeds=seeds, n_folds=args.folds,
+               root=args.data_root, knn=args.knn, progress=not args.no_progress,
+               on_dataset_done=checkpoint if args.json else None)
+    print(format_tables(rows))
+    write_rows(rows, csv_path=args.csv, json_path=args.json)
+    if not args.no_plot and rows:
+        for path in plot(rows, args.out):
+            print(f"plot: {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
