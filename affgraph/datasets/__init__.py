@@ -13,3 +13,6 @@ from affgraph.datasets.webkb import load_webkb  # noqa: E402
 
 __all__ += ["DataFileError", "list_datasets", "resolve_root", "load_embedded", "load_featsel",
             "load_planetoid", "load_webkb", "make_csbm", "make_planted_features"]
+# simplicial engineer: Match3
+from affgraph.datasets.match3 import make_match3, match3_labels  # noqa: E402
+__all__ += ["make_match3", "match3_labels"]

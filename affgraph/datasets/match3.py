@@ -1,0 +1,110 @@
+"""Match3 (Sanford, Hsu and Telgarsky 2023): a token task that needs triples of positions."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from affgraph.datasets.synthetic import _int
+
+__all__ = ["make_match3", "match3_labels"]
+
+
+def match3_labels(tokens: Tensor, modulus: int) -> Tensor:
+    r"""Match3 labels of token sequences: position :math:`i` is positive iff
+
+    .. math::
+        \exists\, j, l \in \{1..N\}:\quad x_i + x_j + x_l \equiv 0 \pmod M
+
+    (``j``, ``l`` arbitrary, equal to each other or to ``i`` included). Computed through the
+    sumset of the tokens present, :math:`O(S M^2)`, not :math:`O(S N^2)`.
+
+    Args:
+        tokens (Tensor): integer tokens in ``0..modulus-1``, shape ``[S, N]``.
+        modulus (int): :math:`M`.
+
+    Shapes:
+        - **input:** :math:`(S, N)` -> **output:** :math:`(S, N)` (``int64`` 0/1)
+    """
+    modulus = _int("modulus", modulus, 2)
+    if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
+        raise TypeError("tokens must be an integer tensor of shape [n_samples, seq_len]")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= modulus):
+        raise ValueError(f"tokens must lie in 0..{modulus - 1}")
+    present = torch.zeros(tokens.size(0), modulus, dtype=torch.bool)
+    present.scatter_(1, tokens.long().cpu(), True)
+    sums = torch.zeros_like(present)  # sums[s, t]: some a + b = t (mod M), a, b present
+    for a in range(modulus):
+        sums |= present[:, a:a + 1] & present.roll(a, dims=1)
+    need = (-tokens.long().cpu()) % modulus
+    return sums.gather(1, need).long().to(tokens.device)
+
+
+def make_match3(n_samples: int, seq_len: int, modulus: int, *, seed: int = 0,
+                positive_fraction: float = 0.5, min_share: float = 0.2) -> tuple[Tensor, Tensor]:
+    r"""Match3 sequences with (about) balanced labels (`"Representational Strengths and
+    Limitations of Transformers" <https://arxiv.org/abs/2306.02896>`_, Sanford et al. 2023).
+
+    Tokens :math:`x_1..x_N \in \mathbb{Z}_M`; label :math:`y_i = 1` iff some positions
+    :math:`j, l` satisfy :math:`x_i + x_j + x_l \equiv 0 \pmod M` (see :func:`match3_labels`).
+    Uniform tokens make almost every position positive once :math:`N^2 \gtrsim M`, so each
+    sequence draws its tokens from a random alphabet :math:`A \subset \mathbb{Z}_M` whose size
+    varies from sample to sample, and candidate sequences are accepted greedily so that the
+    running fraction of positive positions stays at ``positive_fraction`` (within one sequence's
+    worth of positions overall). Each kept sequence has at least a ``min_share`` of either label
+    (at least one of each for ``seq_len >= 2``), so labels differ between positions of one
+    sequence and the task cannot be solved per sequence.
+
+    Args:
+        n_samples (int): number of sequences :math:`S`.
+        seq_len (int): :math:`N`.
+        modulus (int): :math:`M \ge 2`.
+        seed (int, optional): seed of the generator (default: ``0``).
+        positive_fraction (float, optional): target share of positive positions (default: 0.5).
+        min_share (float, optional): least share of each label within a sequence, in
+            ``[0, 0.5]`` (default: ``0.2``).
+
+    Returns:
+        ``(tokens, labels)``, both ``int64`` of shape :math:`(S, N)`.
+    """
+    n_samples = _int("n_samples", n_samples, 1)
+    seq_len = _int("seq_len", seq_len, 1)
+    modulus = _int("modulus", modulus, 2)
+    if not 0.0 < float(positive_fraction) < 1.0:
+        raise ValueError(f"positive_fraction must be in (0, 1), got {positive_fraction}")
+    if not 0.0 <= float(min_share) <= 0.5:
+        raise ValueError(f"min_share must be in [0, 0.5], got {min_share}")
+    least = max(1, int(np.ceil(min_share * seq_len))) if seq_len >= 2 and min_share > 0 else 0
+    rng = np.random.default_rng(seed)
+    target = float(positive_fraction)
+    kept_tokens, kept_pos = [], 0
+    kept = 0
+    for _ in range(200):  # rounds of candidates; each round offers 4x what is missing
+        missing = n_samples - kept
+        if missing == 0:
+            break
+        m = max(64, 4 * missing)
+        size = rng.integers(1, min(modulus, seq_len) + 1, size=m)  # alphabet sizes
+        keys = rng.random((m, modulus))
+        ranks = keys.argsort(axis=1)  # a random permutation of Z_M per candidate
+        pick = rng.integers(0, 1 << 30, size=(m, seq_len)) % size[:, None]
+        cand = torch.from_numpy(np.take_along_axis(ranks, pick, axis=1))
+        pos = match3_labels(cand, modulus).sum(1).tolist()
+        for c in range(m):
+            if kept == n_samples:
+                break
+            if min(pos[c], seq_len - pos[c]) < least:
+                continue
+            total = (kept + 1) * seq_len
+            new_err = abs(kept_pos + pos[c] - target * total)
+            if new_err <= max(abs(kept_pos - target * kept * seq_len), seq_len / 2):
+                kept_tokens.append(cand[c])
+                kept_pos += pos[c]
+                kept += 1
+    if kept < n_samples:
+        raise ValueError(f"could not balance Match3 labels at positive_fraction={target}, "
+                         f"min_share={min_share} for seq_len={seq_len}, modulus={modulus}")
+    tokens = torch.stack(kept_tokens)
+    perm = torch.from_numpy(rng.permutation(n_samples))
+    tokens = tokens[perm].long()
+    return tokens, match3_labels(tokens, modulus)
