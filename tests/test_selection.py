@@ -1,0 +1,96 @@
+"""InfFS selector: scikit-learn conformance and agreement with inffs_scores."""
+import math
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import estimator_checks_generator
+
+from affgraph.inffs import inffs_scores, inffs_subset_size
+from affgraph.selection import InfFS
+
+
+def _check_name(check):
+    return getattr(check, "func", check).__name__
+
+
+_ESTIMATORS = [InfFS(), InfFS(3, variant="fslib", hops=4),
+               InfFS(0.5, variant="u2020", supervised=True, alpha=(0.2, 0.3, 0.5)),
+               InfFS(2, knn=2)]
+# every scikit-learn check, except the array-API one: InfFS declares no array-API support
+# and scikit-learn itself skips that check unless SCIPY_ARRAY_API is set at start-up
+_CHECKS = [(est, chk) for e in _ESTIMATORS for est, chk in estimator_checks_generator(e)
+           if "array_api" not in _check_name(chk)]
+
+
+@pytest.mark.parametrize("estimator,check", _CHECKS,
+                         ids=[f"{est}-{_check_name(chk)}" for est, chk in _CHECKS])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(80, 12)) * rng.uniform(0.5, 2.0, size=12)
+    y = np.repeat(["no", "yes"], 40)
+    X[y == "yes", :2] += 2.0
+    return X, y
+
+
+def test_scores_ranking_and_support():
+    X, _ = _data()
+    sel = InfFS(4, r=0.8).fit(X)
+    ref = inffs_scores(X, r=0.8).numpy()
+    np.testing.assert_array_equal(sel.scores_, ref)
+    order = np.argsort(-ref)
+    np.testing.assert_array_equal(sel.ranking_[order], np.arange(1, 13))
+    assert sel.n_features_in_ == 12 and sel.n_features_to_select_ == 4
+    np.testing.assert_array_equal(np.flatnonzero(sel.get_support()), np.sort(order[:4]))
+    np.testing.assert_array_equal(sel.transform(X), X[:, np.sort(order[:4])])
+    assert InfFS().fit(X).n_features_to_select_ == 6  # default: half
+    assert InfFS(0.25).fit(X).n_features_to_select_ == 3
+
+
+def test_ties_rank_stably():
+    X, _ = _data()
+    X2 = np.hstack([X[:, :3], X[:, :3]])  # duplicated features score exactly alike
+    sel = InfFS(variant="fslib").fit(X2)
+    for i in range(3):
+        assert sel.scores_[i] == pytest.approx(sel.scores_[i + 3], rel=1e-12)
+    # the first copy of each tied pair ranks first
+    ranks = sel.ranking_
+    assert all(abs(ranks[i] - ranks[i + 3]) == 1 for i in range(3))
+
+
+def test_supervised_u2020_and_automatic_subset():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 12))
+    y = np.repeat(["no", "yes"], 40)
+    X[y == "yes", :2] += 2.0
+    sel = InfFS(variant="u2020", supervised=True).fit(X, y)
+    np.testing.assert_allclose(sel.scores_, inffs_scores(X, y, variant="u2020").numpy())
+    assert set(np.argsort(sel.ranking_)[:2]) == {0, 1}  # the label-shifted features
+    assert sel.n_features_to_select_ == max(inffs_subset_size(sel.scores_), 1)
+    uns = InfFS(variant="u2020").fit(X, y)  # y ignored when unsupervised
+    np.testing.assert_allclose(uns.scores_, inffs_scores(X, variant="u2020").numpy())
+
+
+def test_errors():
+    X, y = _data()
+    with pytest.raises(ValueError, match="requires variant='u2020'"):
+        InfFS(supervised=True).fit(X, y)
+    with pytest.raises(ValueError, match="requires y"):
+        InfFS(variant="u2020", supervised=True).fit(X)
+    with pytest.raises(ValueError, match="unknown Inf-FS variant"):
+        InfFS(variant="x").fit(X)
+    with pytest.raises(ValueError, match="n_features_to_select"):
+        InfFS(0).fit(X)
+    with pytest.warns(UserWarning, match="greater than n_features"):
+        assert InfFS(13).fit(X).get_support().all()
+    with pytest.raises(ValueError, match="n_features_to_select"):
+        InfFS(1.5).fit(X)
+    with pytest.raises(ValueError, match="diverges"):
+        InfFS(r=1.2).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        InfFS().fit(np.where(X > 2, np.nan, X))
+    with pytest.raises(ValueError, match="hops"):
+        InfFS(hops=math.nan).fit(X)
