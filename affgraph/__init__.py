@@ -5,6 +5,7 @@ matrix ``A``. Attention is one hop of message passing over ``A``; Inf-FS is infi
 (``sum_k r^k A^k 1``); K-hop diffusion layers sit in between.
 """
 from affgraph import functional, nn
+from affgraph.selection import InfFS  # noqa: F401  (affgraph.InfFS)
 
 __version__ = "0.1.0"
 __all__ = ["functional", "nn", "__version__"]
