@@ -20,6 +20,7 @@ supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` nei
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
@@ -411,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write one row per fold and k to this CSV file")
     p.add_argument("--json", default=None, help="write one row per fold and k to this JSON "
                    "file (rewritten after each dataset, so a cut run keeps what it finished)")
+    p.add_argument("--load", default=None, metavar="JSON",
+                   help="print the tables and plots of rows saved by --json; run nothing")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -420,6 +423,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.load:
+        try:
+            rows = json.loads(Path(args.load).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"error: cannot read rows from {args.load}: {err}") from None
+        print(format_tables(rows))
+        if not args.no_plot and rows:
+            for path in plot(rows, args.out):
+                print(f"plot: {path}")
+        return rows
     if args.quick:
         if args.datasets == ["all"]:
             args.datasets = ["breast_cancer", "wine", "planted-small"]
