@@ -10,7 +10,9 @@ of ``i`` (all pairs, causal, or a sliding window), so the pairs of a block of qu
 gathered from ``[lo(i), lo(i) + width)`` and masked. The logits are never materialised beyond one
 ``[B, H, C, W2]`` block: an online softmax runs over chunks of ``C`` keys ``j`` (as flash
 attention does over keys), and the backward pass recomputes each block from the saved
-log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block.
+log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block. All-pair supports over graphs of
+equal size whose whole ``[B, H, L, L, L]`` logits fit in one block (short sequences in a batch)
+take a dense ``einsum`` path with plain autograd instead.
 """
 from __future__ import annotations
 
@@ -205,6 +207,32 @@ class _SimplicialAttention(torch.autograd.Function):
         return (*grads, None)
 
 
+def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
+                     batch: Optional[Tensor], causal: bool, block_elements: int) -> Optional[Tensor]:
+    """All pairs of ``B`` graphs of equal size ``L`` as one ``[B, H, L, L, L]`` block (plain
+    autograd), when that block fits in ``block_elements``; else ``None``."""
+    n, h, d = q.shape
+    if batch is None:
+        size = n
+    else:
+        counts = torch.bincount(batch.long())
+        counts = counts[counts > 0]
+        size = int(counts[0])
+        if bool((counts != size).any()):
+            return None
+    b = n // size
+    if b * h * size ** 3 > block_elements:
+        return None
+    qb, k1b, k2b, v1b, v2b = (t.reshape(b, size, h, -1) for t in (q, k1, k2, v1, v2))
+    logits = torch.einsum("bihd,bjhd,blhd->bhijl", qb / math.sqrt(d), k1b, k2b)
+    if causal:
+        pos = torch.arange(size, device=q.device)
+        keep = pos[None, :] <= pos[:, None]  # (i, j)
+        logits = logits.masked_fill(~(keep[:, :, None] & keep[:, None, :]), -math.inf)
+    s = logits.flatten(-2).softmax(-1).view(logits.shape)
+    return torch.einsum("bhijl,bjhe,blhe->bihe", s, v1b, v2b).reshape(n, h, -1)
+
+
 def _check_window(window) -> Optional[Tuple[int, int]]:
     if window is None:
         return None
@@ -288,6 +316,10 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
         batch = batch.to(q.device)
     if not isinstance(block_elements, int) or block_elements < 1:
         raise ValueError(f"block_elements must be a positive int, got {block_elements!r}")
-    plan = _plan(q, v1, batch, window, bool(causal), block_elements)
-    out = _SimplicialAttention.apply(q, k1, k2, v1, v2, plan)
+    out = None
+    if window is None:  # equal-size graphs whose whole logits fit in one block: dense einsum
+        out = _dense_all_pairs(q, k1, k2, v1, v2, batch, bool(causal), block_elements)
+    if out is None:
+        plan = _plan(q, v1, batch, window, bool(causal), block_elements)
+        out = _SimplicialAttention.apply(q, k1, k2, v1, v2, plan)
     return out.squeeze(1) if ndim == 2 else out

@@ -97,12 +97,13 @@ def test_hand_computed_two_tokens():
     assert out[1, 0, 0].item() == pytest.approx(float((w * vals).sum() / w.sum()))
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(window=(3, 2), causal=True),
+@pytest.mark.parametrize("kw", [dict(), dict(causal=True), dict(window=(3, 2), causal=True),
                                 dict(batch=BATCH, window=(2, 3))])
-def test_gradcheck(kw):
+@pytest.mark.parametrize("block_elements", [8, 1 << 21])  # blocked kernel / dense path
+def test_gradcheck(kw, block_elements):
     xs = inputs(n=7 if "batch" not in kw else 11, h=1, d=3, dv=2, grad=True)
     assert torch.autograd.gradcheck(
-        lambda *t: simplicial_attention(*t, block_elements=8, **kw), xs)
+        lambda *t: simplicial_attention(*t, block_elements=block_elements, **kw), xs)
 
 
 def test_gradients_match_reference_autograd():
