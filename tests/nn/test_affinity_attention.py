@@ -1,0 +1,145 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.nn import TransformerConv
+
+from affgraph.nn import AffinityAttention
+
+
+def graph(n=12, e=40, seed=0, isolated=2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    ei = torch.randint(0, n - isolated, (2, e), generator=g)  # the last nodes are isolated
+    return x, ei
+
+
+def pair(**kw):
+    tc = TransformerConv(kw.pop("in_channels", 6), 4, heads=3, **kw)
+    aa = AffinityAttention(6 if "in_channels" not in kw else kw["in_channels"], 4, heads=3, **kw)
+    # TransformerConv keeps an unused lin_skip when root_weight=False; ours has none
+    missing, unexpected = aa.load_state_dict(tc.state_dict(), strict=False)
+    assert not missing and all(k.startswith("lin_skip") for k in unexpected)
+    return tc, aa
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(concat=False), dict(beta=True), dict(root_weight=False),
+                                dict(bias=False)])
+def test_matches_transformer_conv(kw):
+    x, ei = graph()
+    tc, aa = pair(**kw)
+    ref, (ref_ei, ref_alpha) = tc(x, ei, return_attention_weights=True)
+    out, (out_ei, alpha) = aa(x, ei, return_attention=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert torch.equal(out_ei, ref_ei)
+    torch.testing.assert_close(alpha, ref_alpha, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(aa(x, ei), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bipartite_matches_transformer_conv():
+    g = torch.Generator().manual_seed(1)
+    xs, xd = torch.randn(9, 5, generator=g), torch.randn(7, 3, generator=g)
+    ei = torch.stack([torch.randint(0, 9, (20,), generator=g), torch.randint(0, 5, (20,), generator=g)])
+    tc = TransformerConv((5, 3), 4, heads=2)
+    aa = AffinityAttention((5, 3), 4, heads=2)
+    aa.load_state_dict(tc.state_dict())
+    torch.testing.assert_close(aa((xs, xd), ei), tc((xs, xd), ei), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_implicit_support_matches_transformer_conv_on_materialised_edges(causal):
+    x, _ = graph(n=10, isolated=0)
+    batch = torch.tensor([0] * 6 + [1] * 4)
+    pairs = [(j, i) for i in range(10) for j in range(10)
+             if batch[i] == batch[j] and (not causal or j <= i)]
+    ei = torch.tensor(pairs).T
+    tc, aa = pair()
+    torch.testing.assert_close(aa(x, batch=batch, causal=causal), tc(x, ei), atol=1e-5, rtol=1e-5)
+
+
+def test_window_layer_matches_transformer_conv():
+    x, _ = graph(n=16, isolated=0)
+    ei = torch.tensor([(j, i) for i in range(16) for j in range(16) if abs(i - j) <= 3]).T
+    tc = TransformerConv(6, 4, heads=3)
+    aa = AffinityAttention(6, 4, heads=3, window=3)
+    aa.load_state_dict(tc.state_dict())
+    torch.testing.assert_close(aa(x), tc(x, ei), atol=1e-5, rtol=1e-5)
+
+
+def dense_oracle(aa, x, mask, theta):
+    """float64: skip + sum_k theta_k S^k V with S the explicit softmax matrix of the layer."""
+    d = {k: v.double() for k, v in aa.state_dict().items() if torch.is_tensor(v)}
+    xd = x.double()
+    h, c = aa.heads, aa.out_channels
+    q = (xd @ d["lin_query.weight"].T + d["lin_query.bias"]).view(-1, h, c)
+    k = (xd @ d["lin_key.weight"].T + d["lin_key.bias"]).view(-1, h, c)
+    v = (xd @ d["lin_value.weight"].T + d["lin_value.bias"]).view(-1, h, c).transpose(0, 1)
+    att = torch.einsum("nhd,mhd->hnm", q, k) / math.sqrt(c)
+    s = torch.softmax(att.masked_fill(~mask, -math.inf), -1).nan_to_num(0.0)
+    out, p = torch.zeros_like(v), v
+    for t in theta:
+        out, p = out + t * p, s @ p
+    return out.transpose(0, 1).reshape(-1, h * c) + xd @ d["lin_skip.weight"].T + d["lin_skip.bias"]
+
+
+def test_k_hop_layer_matches_dense_series():
+    x, ei = graph()
+    ei = torch.unique(ei, dim=1)
+    aa = AffinityAttention(6, 4, heads=3, hops=3, alpha=0.2).double()
+    mask = torch.zeros(12, 12, dtype=torch.bool)
+    mask[ei[1], ei[0]] = True
+    theta = [0.2, 0.16, 0.128, 0.8 ** 3]
+    torch.testing.assert_close(aa(x.double(), ei), dense_oracle(aa, x, mask, theta))
+    causal = torch.ones(12, 12, dtype=torch.bool).tril()
+    torch.testing.assert_close(aa(x.double(), causal=True), dense_oracle(aa, x, causal, theta))
+
+
+def test_infinite_hops_layer_matches_closed_form():
+    x, ei = graph(isolated=0)
+    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, alpha=0.3).double()
+    # the geometric series truncated far out is the closed form to double precision
+    theta = [0.3 * 0.7 ** k for k in range(120)]
+    full = torch.ones(12, 12, dtype=torch.bool)
+    torch.testing.assert_close(aa(x.double()), dense_oracle(aa, x, full, theta), atol=1e-7, rtol=1e-7)
+
+
+def test_gradients_reach_all_parameters_and_learnable_coeffs():
+    x, ei = graph()
+    for hops in (2, math.inf):
+        aa = AffinityAttention(6, 4, heads=2, hops=hops, learn_coeffs=hops != math.inf)
+        aa(x, ei).square().sum().backward()
+        for name, p in aa.named_parameters():
+            assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
+    aa = AffinityAttention(6, 4, hops=2, learn_coeffs=True)
+    torch.testing.assert_close(aa.coeffs.detach().double(),
+                               torch.tensor([0.1, 0.09, 0.81], dtype=torch.float64))
+    with torch.no_grad():
+        aa.coeffs.zero_()
+    aa.reset_parameters()
+    assert float(aa.coeffs.detach()[2]) == pytest.approx(0.81)
+
+
+def test_dropout_train_vs_eval_and_seed():
+    x, ei = graph()
+    aa = AffinityAttention(6, 4, heads=2, dropout=0.5)
+    aa.train()
+    torch.manual_seed(3)
+    a = aa(x, ei)
+    torch.manual_seed(3)
+    assert torch.equal(a, aa(x, ei))
+    aa.eval()
+    assert not torch.allclose(a, aa(x, ei))
+
+
+def test_repr_and_bad_arguments():
+    assert repr(AffinityAttention(6, 4, heads=2)) == "AffinityAttention(6, 4, heads=2, hops=1)"
+    assert repr(AffinityAttention(6, 4, hops=math.inf)) == "AffinityAttention(6, 4, heads=1, hops=inf)"
+    for kw in (dict(hops=0), dict(hops=1.5), dict(heads=0), dict(dropout=1.0),
+               dict(hops=math.inf, learn_coeffs=True)):
+        with pytest.raises(ValueError):
+            AffinityAttention(6, 4, **kw)
+    aa = AffinityAttention(6, 4)
+    with pytest.raises(ValueError):
+        aa(torch.randn(5, 6), torch.tensor([[0], [7]]))
+    with pytest.raises(ValueError):
+        aa(torch.full((5, 6), float("nan")))

@@ -1,0 +1,287 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from affgraph.attention import attention, attention_diffusion
+from affgraph.functional import attention as public_attention
+
+F64 = torch.float64
+
+
+def qkv(n, h=2, d=4, dv=3, m=None, dtype=F64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    m = n if m is None else m
+    return (torch.randn(n, h, d, generator=g, dtype=dtype),
+            torch.randn(m, h, d, generator=g, dtype=dtype),
+            torch.randn(m, h, dv, generator=g, dtype=dtype))
+
+
+def loop_mask(n, batch=None, causal=False, window=None):
+    """Oracle mask built pair by pair (independent of affgraph.supports)."""
+    b = [0] * n if batch is None else batch.tolist()
+    m = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(n):
+            ok = b[i] == b[j]
+            if causal:
+                ok = ok and j <= i
+            if window is not None:
+                ok = ok and abs(i - j) <= window
+            m[i, j] = ok
+    return m
+
+
+def explicit_softmax(q, k, mask):
+    """nanoGPT-style explicit attention matrix in float64, (H, N, M); empty rows are 0."""
+    att = torch.einsum("nhd,mhd->hnm", q.double(), k.double()) / math.sqrt(q.size(-1))
+    att = att.masked_fill(~mask, -math.inf)
+    return torch.softmax(att, dim=-1).nan_to_num(0.0)
+
+
+def explicit(q, k, v, mask):
+    return torch.einsum("hnm,mhd->nhd", explicit_softmax(q, k, mask), v.double())
+
+
+def edge_mask(ei, n, m):
+    mask = torch.zeros(n, m, dtype=torch.bool)
+    mask[ei[1], ei[0]] = True
+    return mask
+
+
+def random_edges(n, m, e, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ei = torch.stack([torch.randint(0, m, (e,), generator=g), torch.randint(0, n, (e,), generator=g)])
+    return torch.unique(ei, dim=1)  # the dense oracle cannot hold duplicate edges
+
+
+BATCH = torch.tensor([0] * 9 + [1] * 2 + [2] * 14)
+
+
+# -------------------------------------------------------------------------- implicit supports
+@pytest.mark.parametrize("causal", [False, True])
+def test_complete_and_causal_match_sdpa_float32(causal):
+    q, k, v = qkv(64, h=4, d=16, dv=16, dtype=torch.float32)
+    ref = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                                         is_causal=causal).transpose(0, 1)
+    torch.testing.assert_close(attention(q, k, v, causal=causal), ref, atol=1e-5, rtol=1e-5)
+    assert public_attention is attention
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(causal=True), dict(window=2), dict(window=3, causal=True),
+                                dict(window=0), dict(window=40)])
+@pytest.mark.parametrize("batch", [None, BATCH])
+def test_implicit_supports_match_explicit_float64(kw, batch):
+    q, k, v = qkv(25)
+    out = attention(q, k, v, batch=batch, **kw)
+    ref = explicit(q, k, v, loop_mask(25, batch, **kw))
+    torch.testing.assert_close(out, ref)
+
+
+def test_long_window_crosses_blocks():
+    q, k, v = qkv(150, h=1, d=3, dv=2, seed=3)
+    for causal in (False, True):
+        ref = explicit(q, k, v, loop_mask(150, causal=causal, window=35))
+        torch.testing.assert_close(attention(q, k, v, window=35, causal=causal), ref)
+
+
+def test_padded_batch_matches_sdpa_per_graph():
+    q, k, v = qkv(25, dtype=torch.float32)
+    out = attention(q, k, v, batch=BATCH, causal=True)
+    for g in range(3):
+        idx = (BATCH == g).nonzero().view(-1)
+        ref = F.scaled_dot_product_attention(q[idx].transpose(0, 1), k[idx].transpose(0, 1),
+                                             v[idx].transpose(0, 1), is_causal=True)
+        torch.testing.assert_close(out[idx], ref.transpose(0, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_complete_bipartite_without_batch():
+    q, k, v = qkv(5, m=8)
+    torch.testing.assert_close(attention(q, k, v), explicit(q, k, v, torch.ones(5, 8, dtype=torch.bool)))
+
+
+# -------------------------------------------------------------------------- explicit supports
+@pytest.mark.parametrize("fixed_degree", [False, True])
+def test_edges_match_explicit_with_isolated_nodes(fixed_degree):
+    n = 12
+    if fixed_degree:  # every target has exactly 3 distinct sources
+        g = torch.Generator().manual_seed(1)
+        src = torch.stack([torch.randperm(n, generator=g)[:3] for _ in range(n)]).view(-1)
+        ei = torch.stack([src, torch.arange(n).repeat_interleave(3)])
+        ei = ei[:, torch.randperm(ei.size(1), generator=g)]  # unsorted input order
+    else:
+        ei = random_edges(n, n, 30)
+        ei = ei[:, ei[1] < 10]  # targets 10, 11 have no incoming edge
+    q, k, v = qkv(n)
+    out, (ei_out, alpha) = attention(q, k, v, ei, return_attention=True)
+    mask = edge_mask(ei, n, n)
+    torch.testing.assert_close(out, explicit(q, k, v, mask))
+    assert torch.equal(ei_out, ei)
+    torch.testing.assert_close(alpha, explicit_softmax(q, k, mask)[:, ei[1], ei[0]].T)
+    if not fixed_degree:
+        assert torch.equal(out[10:], torch.zeros_like(out[10:]))
+
+
+def test_bipartite_edges():
+    q, k, v = qkv(6, m=9)
+    ei = random_edges(6, 9, 25, seed=2)
+    torch.testing.assert_close(attention(q, k, v, ei), explicit(q, k, v, edge_mask(ei, 6, 9)))
+
+
+def test_duplicate_edges_count_twice():
+    q, k, v = qkv(3, h=1)
+    ei = torch.tensor([[0, 0, 1], [2, 2, 2]])
+    s = (q[2, 0] @ k[:2, 0].T).double() / 2.0
+    w = torch.softmax(torch.stack([s[0], s[0], s[1]]), 0)
+    ref = w[0] * v[0, 0] + w[1] * v[0, 0] + w[2] * v[1, 0]
+    torch.testing.assert_close(attention(q, k, v, ei)[2, 0], ref)
+
+
+def test_return_attention_for_implicit_support_materialises_edges():
+    q, k, v = qkv(10)
+    out, (ei, alpha) = attention(q, k, v, window=2, causal=True, return_attention=True)
+    assert ei.size(1) == 10 * 3 - 3
+    torch.testing.assert_close(out, attention(q, k, v, window=2, causal=True))
+    mask = loop_mask(10, causal=True, window=2)
+    torch.testing.assert_close(alpha, explicit_softmax(q, k, mask)[:, ei[1], ei[0]].T)
+
+
+@pytest.mark.parametrize("kw", [dict(edge_index=torch.tensor([[0, 1, 2, 3, 3], [1, 1, 0, 2, 4]])),
+                                dict(window=1), dict(causal=True, batch=torch.tensor([0, 0, 0, 1, 1])),
+                                dict()])
+def test_gradcheck(kw):
+    q, k, v = qkv(5, h=2, d=3, dv=2)
+    q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b, c: attention(a, b, c, **kw), (q, k, v),
+                                    fast_mode=True)
+
+
+def test_gradcheck_through_returned_weights():
+    q, k, v = qkv(5, h=2, d=3, dv=2)
+    q.requires_grad_(), k.requires_grad_()
+    ei = torch.tensor([[0, 1, 2, 3, 3, 4], [1, 1, 0, 2, 4, 4]])
+    assert torch.autograd.gradcheck(
+        lambda a, b: attention(a, b, v, ei, return_attention=True)[1][1], (q, k), fast_mode=True)
+
+
+def test_half_precision_edges_and_dropout_determinism():
+    q, k, v = qkv(12, dtype=torch.bfloat16)
+    ei = random_edges(12, 12, 40)
+    out = attention(q, k, v, ei)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), explicit(q, k, v, edge_mask(ei, 12, 12)), atol=2e-2, rtol=2e-2)
+    q, k, v = qkv(12)
+    torch.manual_seed(5)
+    a = attention(q, k, v, ei, dropout_p=0.5)
+    torch.manual_seed(5)
+    b = attention(q, k, v, ei, dropout_p=0.5)
+    assert torch.equal(a, b) and not torch.allclose(a, attention(q, k, v, ei))
+
+
+# -------------------------------------------------------------------------- bad input / edge cases
+@pytest.mark.parametrize("args,kw", [
+    (qkv(4, d=4)[:2] + (torch.randn(5, 2, 3, dtype=F64),), {}),          # k/v length
+    ((torch.randn(4, 2, 4), torch.randn(4, 3, 4), torch.randn(4, 3, 4)), {}),  # heads
+    ((torch.randn(4, 2, 4), torch.randn(4, 2, 5), torch.randn(4, 2, 4)), {}),  # widths
+    ((torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)), {}),     # not [N, H, D]
+    ((torch.full((4, 1, 2), float("nan")), torch.randn(4, 1, 2), torch.randn(4, 1, 2)), {}),
+    ((torch.randn(4, 1, 2), torch.randn(4, 1, 2), torch.tensor([[[float("inf")]]] * 4)), {}),
+    (qkv(4), dict(edge_index=torch.tensor([[0, 4], [1, 1]]))),           # out of range
+    (qkv(4), dict(edge_index=torch.tensor([[0, 1], [1, 1]]), causal=True)),
+    (qkv(4, m=5), dict(causal=True)),                                    # bipartite + causal
+    (qkv(4), dict(window=-2)),
+    (qkv(4), dict(dropout_p=1.0)),
+    (qkv(4), dict(batch=torch.tensor([1, 0, 0, 0]))),
+])
+def test_bad_input(args, kw):
+    with pytest.raises(ValueError):
+        attention(*args, **kw)
+
+
+def test_type_error_and_empty_graphs():
+    with pytest.raises(TypeError):
+        attention([[1.0]], torch.randn(1, 1, 1), torch.randn(1, 1, 1))
+    q, k, v = qkv(0)
+    assert attention(q, k, v).shape == (0, 2, 3)
+    assert attention(q, k, v, torch.empty(2, 0, dtype=torch.long)).shape == (0, 2, 3)
+    q, k, v = qkv(4)
+    out = attention(q, k, v, torch.empty(2, 0, dtype=torch.long))
+    assert torch.equal(out, torch.zeros(4, 2, 3, dtype=F64))
+
+
+# -------------------------------------------------------------------------- multi-hop
+def dense_series(s, v, theta):
+    """sum_k theta_k S^k V in float64 with the explicit (H, N, N) matrix S."""
+    x = v.double().transpose(0, 1)  # (H, N, Dv)
+    out, p = torch.zeros_like(x), x
+    for t in theta:
+        out = out + t * p
+        p = s @ p
+    return out.transpose(0, 1)
+
+
+@pytest.mark.parametrize("hops,coeffs", [(2, "ppr"), (4, "heat"), (3, "uniform"),
+                                         (3, torch.tensor([0.5, -0.2, 0.1, 0.3], dtype=F64))])
+@pytest.mark.parametrize("support", ["edges", "causal", "window", "batch"])
+def test_k_hop_matches_dense_series(hops, coeffs, support):
+    n = 14
+    q, k, v = qkv(n)
+    ei = random_edges(n, n, 40)
+    kw, mask = {
+        "edges": (dict(edge_index=ei), edge_mask(ei, n, n)),
+        "causal": (dict(causal=True), loop_mask(n, causal=True)),
+        "window": (dict(window=2), loop_mask(n, window=2)),
+        "batch": (dict(batch=BATCH[-n:] - 1), loop_mask(n, BATCH[-n:] - 1)),
+    }[support]
+    s = explicit_softmax(q, k, mask)
+    if isinstance(coeffs, str):
+        theta = {"ppr": [0.1, 0.09, 0.81], "uniform": [0.25] * 4,
+                 "heat": [math.exp(-1) / math.factorial(j) for j in range(5)]}[coeffs]
+    else:
+        theta = coeffs.tolist()
+    out = attention_diffusion(q, k, v, hops=hops, coeffs=coeffs, **kw)
+    torch.testing.assert_close(out, dense_series(s, v, theta))
+
+
+@pytest.mark.parametrize("support", ["edges", "complete"])
+def test_infinite_hops_match_closed_form(support):
+    n = 10
+    q, k, v = qkv(n)
+    ei = random_edges(n, n, 35, seed=4)
+    kw, mask = (dict(edge_index=ei), edge_mask(ei, n, n)) if support == "edges" else \
+        (dict(), torch.ones(n, n, dtype=torch.bool))
+    s = explicit_softmax(q, k, mask)
+    eye = torch.eye(n, dtype=F64)
+    vt = v.transpose(0, 1)
+    ppr = 0.2 * torch.linalg.solve(eye - 0.8 * s, vt)
+    out = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, **kw)
+    torch.testing.assert_close(out, ppr.transpose(0, 1), atol=1e-7, rtol=1e-7)
+    katz = torch.linalg.solve(eye - 0.5 * s, vt) - vt  # sum_{k>=1} r^k S^k V
+    out = attention_diffusion(q, k, v, hops=math.inf, coeffs="katz", r=0.5, tol=1e-10, **kw)
+    torch.testing.assert_close(out, katz.transpose(0, 1), atol=1e-7, rtol=1e-7)
+
+
+def test_one_hop_is_plain_attention_and_bad_hops():
+    q, k, v = qkv(6)
+    assert torch.equal(attention_diffusion(q, k, v, hops=1, coeffs="heat"), attention(q, k, v))
+    for bad in (0, 2.5, True, -1):
+        with pytest.raises(ValueError):
+            attention_diffusion(q, k, v, hops=bad)
+    with pytest.raises(ValueError):
+        attention_diffusion(*qkv(4, m=5), torch.tensor([[0], [1]]), hops=2)
+    with pytest.raises(ValueError):  # Katz diverges for r >= 1/rho(S) = 1
+        attention_diffusion(q, k, v, hops=math.inf, coeffs="katz", r=1.0)
+
+
+@pytest.mark.parametrize("hops", [3, math.inf])
+def test_multi_hop_gradients(hops):
+    q, k, v = qkv(5, h=1, d=2, dv=2)
+    ei = torch.tensor([[0, 1, 2, 3, 3, 4, 0], [1, 1, 0, 2, 4, 4, 3]])
+    for t in (q, k, v):
+        t.requires_grad_()
+    for kw in (dict(edge_index=ei), dict(window=1)):
+        # check_undefined_grad off for inf: diffusion's adjoint hook does not accept a None grad
+        assert torch.autograd.gradcheck(
+            lambda a, b, c: attention_diffusion(a, b, c, hops=hops, tol=1e-12, **kw), (q, k, v),
+            atol=1e-6, fast_mode=True, check_undefined_grad=hops != math.inf)
