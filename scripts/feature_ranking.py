@@ -199,8 +199,8 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
             for fold, (tr, te) in enumerate(splits):
                 for sname in selectors:
                     bar.set_postfix_str(f"{dname} seed {seed} fold {fold} {sname}")
-                    bar.update(1)
                     if (dname, sname) in failed:
+                        bar.update(1)
                         continue
                     ranker = make_ranker(sname, seed * 1000 + fold, knn)
                     t0 = time.perf_counter()
@@ -211,8 +211,11 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
                             order = np.asarray(ranker(X[tr], y[tr]))
                     except Exception as err:  # keep the long run going; say what failed
                         failed.add((dname, sname))
+                        rows[:] = [r for r in rows
+                                   if (r["dataset"], r["selector"]) != (dname, sname)]
                         print(f"\n{sname} failed on {dname}: {type(err).__name__}: {err}",
                               file=sys.stderr)
+                        bar.update(1)
                         continue
                     fit_s = time.perf_counter() - t0
                     for k_eff, k in k_pairs:
@@ -226,6 +229,7 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
                             k_eff=k_eff, n_features=d,
                             accuracy=_svm_accuracy(X[tr][:, cols], y[tr], X[te][:, cols], y[te]),
                             precision=prec, fit_s=fit_s))
+                    bar.update(1)
         if on_dataset_done is not None:
             on_dataset_done(rows)
     bar.close()
