@@ -433,9 +433,17 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
     if hops != math.inf:
         theta = coefficients(coeffs, int(hops), r=r, alpha=alpha, t=t)
         theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else theta.dtype)
-        y = theta[-1] * x
+        if theta.requires_grad:
+            y = theta[-1] * x
+            for k in range(int(hops) - 1, -1, -1):
+                y = apply_A(y) + theta[k] * x
+            return y
+        th = theta.tolist()  # plain numbers; in place when autograd is not recording
+        y = x * th[-1]
         for k in range(int(hops) - 1, -1, -1):
-            y = apply_A(y) + theta[k] * x
+            y = apply_A(y)
+            if th[k] != 0.0:
+                y = y.add(x, alpha=th[k]) if y.requires_grad else y.add_(x, alpha=th[k])
         return y
 
     if isinstance(coeffs, Tensor):
@@ -473,13 +481,18 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
 def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> ApplyA:
     r"""``apply_A(x) = A x`` for :math:`A_{ij} = w_{j \to i}` as one CSR sparse-dense product.
 
-    The CSR matrix is built once (duplicate edges add up); ``x`` may have any trailing
+    The CSR matrix is built once (a stable sort by target; duplicate edges add up); ``x`` may
+    have any trailing
     dimensions. Gradients flow to ``x`` and to ``edge_weight``.
     """
+    row, col = edge_index[1], edge_index[0]
+    perm = torch.argsort(row, stable=True)  # CSR by target; duplicate edges add up in the product
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        A = torch.sparse_coo_tensor(edge_index.flip(0), edge_weight, (num_nodes, num_nodes))
-        A = A.coalesce().to_sparse_csr()
+        A = torch.sparse_csr_tensor(crow, col.index_select(0, perm),
+                                    edge_weight.index_select(0, perm), (num_nodes, num_nodes))
 
     def apply_A(x: Tensor) -> Tensor:
         with warnings.catch_warnings():
