@@ -12,6 +12,7 @@ row :math:`i` of :math:`A` holds the incoming edges of :math:`i` (PyG's ``source
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Callable, Optional, Union
 
@@ -33,7 +34,7 @@ ApplyA = Callable[[Tensor], Tensor]
 
 
 def _check_hops(hops: Union[int, float]) -> None:
-    if isinstance(hops, bool) or not isinstance(hops, (int, float)):
+    if isinstance(hops, bool) or not isinstance(hops, (numbers.Integral, float)):
         raise TypeError(f"hops must be a non-negative int or math.inf, got {type(hops).__name__}")
     if isinstance(hops, float) and hops != math.inf:
         raise TypeError(f"hops must be a non-negative int or math.inf, got {hops!r}")

@@ -19,6 +19,7 @@ system with the same applications of :math:`A`.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Optional, Sequence, Union
 
@@ -425,12 +426,14 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     Returns:
         float64 tensor ``[n]`` of scores.
     """
-    if isinstance(hops, bool) or not (hops == math.inf or (isinstance(hops, int) and hops >= 1)):
+    if isinstance(hops, bool) or not (hops == math.inf
+                                      or (isinstance(hops, numbers.Integral) and hops >= 1)):
         raise ValueError(f"hops must be an int >= 1 or math.inf, got {hops!r}")
     if not isinstance(r, (int, float)) or not 0.0 < r < 1.0:
         raise ValueError(f"r = {r!r} must lie in (0, 1): it is a fraction of 1/rho(A), and at "
                          "or above 1/rho(A) the series diverges")
-    if knn is not None and (isinstance(knn, bool) or not isinstance(knn, int) or knn < 1):
+    if knn is not None and (isinstance(knn, bool) or not isinstance(knn, numbers.Integral)
+                            or knn < 1):
         raise ValueError(f"knn must be a positive int, got {knn!r}")
     A = feature_affinity(X, y, alpha=alpha, variant=variant, block=block)
     n = A.n

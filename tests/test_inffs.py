@@ -99,6 +99,15 @@ def test_knn_sparsification_matches_dense_and_differs_from_degree():
     np.testing.assert_allclose(ours, ref, rtol=1e-8)
     deg = inffs_scores(X, knn=k, hops=1).numpy()
     assert not np.array_equal(_rank(ours), _rank(deg))  # multi-hop ranking differs
+    # u2020 on the same kNN graph: divided by its largest row sum
+    eps = 5e-6 * 30
+    rowmax = Ak.sum(1).max()
+    ref_u = _closed_form(Ak / (rowmax + eps), 0.9 / rowmax)
+    np.testing.assert_allclose(inffs_scores(X, knn=k, variant="u2020").numpy(), ref_u,
+                               rtol=1e-8)
+    np.testing.assert_allclose(inffs_scores(X, knn=np.int64(k), hops=np.int64(2)).numpy(),
+                               Ak.sum(1) * 0.9 / rho + (0.9 / rho) ** 2 * Ak @ Ak.sum(1),
+                               rtol=1e-9)
     # knn >= n - 1 keeps everything: the dense ranking
     np.testing.assert_allclose(inffs_scores(X, knn=40).numpy(), inffs_scores(X).numpy(),
                                rtol=1e-8)
