@@ -287,7 +287,8 @@ def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float =
             p = torch.zeros_like(b)
             for it in range(max_iter):
                 rho = _dot(r_hat, res)
-                if bool((rho == 0).any()) and not done(res):  # breakdown: restart the shadow
+                unconverged = _dot(res, res).sqrt() > thresh
+                if bool(((rho == 0) & unconverged).any()):  # breakdown: restart the shadow
                     r_hat = res.clone()
                     rho = _dot(r_hat, res)
                     p = torch.zeros_like(b)

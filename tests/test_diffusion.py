@@ -116,6 +116,17 @@ def test_katz_closed_form_and_truncation_converges(symmetric):
     assert errs[2] < 1e-6 * float(ref.norm())
 
 
+def test_inf_with_zero_columns_nonsymmetric():
+    A = _rand_A(15, symmetric=False, seed=12)
+    r = 0.6 / _rho(A)
+    x = torch.randn(15, 3, dtype=torch.float64)
+    x[:, 1] = 0.0  # an all-zero feature converges at once; the others must still converge
+    out = propagate(lambda v: A @ v, x, hops=math.inf, coeffs="katz", r=r, tol=1e-12)
+    I = torch.eye(15, dtype=torch.float64)
+    torch.testing.assert_close(out, torch.linalg.solve(I - r * A, r * A @ x), rtol=1e-9,
+                               atol=1e-9)
+
+
 def test_katz_inf_matches_networkx():
     g = nx.DiGraph()
     rng = np.random.default_rng(0)
