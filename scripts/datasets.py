@@ -53,7 +53,8 @@ def cmd_list(root: Path) -> int:
     for name in list_datasets():
         entry = manifest()["datasets"][name]
         status, missing = _status(name, root)
-        where = "scikit-learn" if status == "bundled" else str(root / Path(next(iter(entry["files"]))).parts[0])
+        files = list(entry["files"])
+        where = str(root / Path(files[0]).parts[0]) if files else "scikit-learn"
         table.append([name, entry["kind"], _shape(entry), where,
                       status + (f" ({len(missing)} missing)" if status == "partial" else "")])
     print(markdown_table(["dataset", "kind", "shape", "resolves to", "status"], table))
@@ -101,7 +102,8 @@ def cmd_info(name: str, root: Path) -> int:
     canonical, entry = lookup(name)
     kind = entry["kind"]
     if kind in ("planetoid", "webkb"):
-        data = load_planetoid(canonical, root) if kind == "planetoid" else load_webkb(canonical, root)
+        loader = load_planetoid if kind == "planetoid" else load_webkb
+        data = loader(canonical, root)
         n, e = data.num_nodes, data.num_edges
         deg = torch.bincount(data.edge_index[1], minlength=n)
         rows = [["nodes", n], ["edges (directed pairs)", e], ["features", data.num_features],

@@ -15,7 +15,7 @@ supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` nei
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
     python scripts/feature_ranking.py --data-root ../shared/data           # 22 .mat + embedded
-    python scripts/feature_ranking.py --datasets breast_cancer digits planted --selectors baselines inffs
+    python scripts/feature_ranking.py --datasets breast_cancer planted --selectors baselines inffs
 """
 from __future__ import annotations
 
@@ -297,7 +297,7 @@ def format_tables(rows: list[dict]) -> str:
                 cell = mean_std(v, 100) if v else "—"
                 cells.append(f"**{cell}**" if v and np.isclose(np.mean(v), best[k]) else cell)
             table.append([s, *cells, f"{np.mean(fit[(dname, s)]):.2f}"])
-        header = ["selector", *[f"k={keff[k]}" if keff[k] == k else f"k={k}→{keff[k]}" for k in ks],
+        header = ["selector", *[f"k={k}" if keff[k] == k else f"k={k}→{keff[k]}" for k in ks],
                   "fit s"]
         d = drows[0]["n_features"]
         parts.append(f"### {dname} (d={d}; accuracy % over {n_folds} folds x {n_seeds} seeds)\n\n"

@@ -1,4 +1,4 @@
-"""Synthetic data with known ground truth: a contextual SBM graph and planted informative features."""
+"""Synthetic data with known ground truth: a contextual SBM graph and planted features."""
 from __future__ import annotations
 
 import math
