@@ -206,21 +206,28 @@ class FeatureAffinity:
             self._s_sorted = self.s.index_select(0, self._order)
 
     # -- dense pieces ---------------------------------------------------------------------
-    def rows(self, i0: int, i1: int) -> Tensor:
-        """Rows ``i0:i1`` of :math:`A` as a dense float64 ``[i1 - i0, n]`` tensor."""
+    def tile(self, i0: int, i1: int, j0: int, j1: int,
+             out: Optional[Tensor] = None) -> Tensor:
+        """The block ``A[i0:i1, j0:j1]`` as a dense float64 tensor (written into ``out``)."""
+        if out is None:
+            out = torch.empty(i1 - i0, j1 - j0, dtype=torch.float64)
         if self.c_max:
-            out = torch.maximum(self.s[i0:i1, None], self.s[None, :]).mul_(self.c_max)
+            torch.maximum(self.s[i0:i1, None], self.s[None, j0:j1], out=out).mul_(self.c_max)
         else:
-            out = torch.zeros(i1 - i0, self.n, dtype=torch.float64)
+            out.zero_()
         for g, u, w in self.rank_one:
-            out.addr_(u[i0:i1], w, alpha=g)
+            out.addr_(u[i0:i1], w[j0:j1], alpha=g)
         if self.c_abs or self.c_corr:
-            C = self.Z[:, i0:i1].T @ self.Z
+            C = self.Z[:, i0:i1].T @ self.Z[:, j0:j1]
             if self.c_corr:
                 out.add_(C, alpha=self.c_corr)
             if self.c_abs:
                 out.add_(C.abs_(), alpha=self.c_abs)
         return out
+
+    def rows(self, i0: int, i1: int) -> Tensor:
+        """Rows ``i0:i1`` of :math:`A` as a dense float64 ``[i1 - i0, n]`` tensor."""
+        return self.tile(i0, i1, 0, self.n)
 
     def entries(self, i: Tensor, j: Tensor) -> Tensor:
         """The entries :math:`a_{i_e j_e}` for index vectors ``i``, ``j``."""
@@ -235,12 +242,21 @@ class FeatureAffinity:
         return out
 
     def dense(self) -> Tensor:
-        """The full matrix (built once in row blocks and cached): :math:`8n^2` bytes."""
+        """The full matrix (built once in tiles, the upper triangle mirrored when symmetric, and
+        cached): :math:`8n^2` bytes."""
         if self._dense is None:
             A = torch.empty(self.n, self.n, dtype=torch.float64)
-            for i0 in range(0, self.n, self.block):
-                i1 = min(i0 + self.block, self.n)
-                A[i0:i1] = self.rows(i0, i1)
+            b = self.block
+            for i0 in range(0, self.n, b):
+                i1 = min(i0 + b, self.n)
+                if not self.symmetric:
+                    self.tile(i0, i1, 0, self.n, out=A[i0:i1])
+                    continue
+                for j0 in range(i0, self.n, b):  # upper triangle of tiles, mirrored
+                    j1 = min(j0 + b, self.n)
+                    T = self.tile(i0, i1, j0, j1, out=A[i0:i1, j0:j1])
+                    if j0 != i0:
+                        A[j0:j1, i0:i1] = T.T
             self._dense = A
         return self._dense
 

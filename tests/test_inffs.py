@@ -292,3 +292,5 @@ def test_feature_affinity_rows_entries_and_products_agree():
         v = torch.randn(17, dtype=torch.float64)
         torch.testing.assert_close(A.matvec(v), D @ v, rtol=1e-12, atol=1e-12)
         assert A.symmetric == bool(torch.allclose(D, D.T))
+        torch.testing.assert_close(A.dense(), D, rtol=1e-14, atol=1e-14)  # tiles, mirrored
+        torch.testing.assert_close(A.matvec(v), D @ v, rtol=1e-12, atol=1e-12)
