@@ -1,0 +1,444 @@
+"""Node classification: how many hops of affinity attention, on which graph?
+
+Trains PyG's GCN, GAT, APPNP and TransformerConv with their published hyper-parameters and
+affgraph's ``AffinityAttention`` (for each hop count) and ``AffinityDiffusion`` on the public
+Planetoid splits (Cora, CiteSeer, PubMed), the 10 geom-gcn splits of WebKB (Cornell, Texas,
+Wisconsin; seed ``s`` uses split ``s % 10``) and contextual SBM graphs (``csbm-H`` is edge
+homophily ``H``, a fresh graph per seed). Full-batch Adam, early stopping on the validation
+accuracy (ties broken by the validation loss); the test accuracy is read at the best
+validation epoch. Prints a Markdown table of test accuracy (mean ± std over seeds), writes a
+plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one per run).
+
+    python scripts/node_classification.py --data-root ../shared/data          # everything, 10 seeds
+    python scripts/node_classification.py --datasets Cora --models GCN AffinityAttention --hops 1 4 inf
+    python scripts/node_classification.py --quick                               # a tiny cSBM smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, mean_std, set_seed, write_rows  # noqa: E402
+from _models import HOP_MODELS, MODELS, build_model  # noqa: E402
+
+PLANETOID = ("Cora", "CiteSeer", "PubMed")
+WEBKB = ("Cornell", "Texas", "Wisconsin")
+CSBM_DEFAULT = ("csbm-0.1", "csbm-0.3", "csbm-0.5", "csbm-0.7", "csbm-0.9")
+DATASETS = PLANETOID + WEBKB + CSBM_DEFAULT
+HOPS = (1, 2, 4, 8, 16, math.inf)
+BEST_MARK = "†"
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def parse_hops(values: Iterable[str | int | float]) -> list[int | float]:
+    """Hop counts from strings: positive integers or ``inf``."""
+    out: list[int | float] = []
+    for v in values:
+        s = str(v).strip().lower()
+        if s in ("inf", "infinity", "math.inf"):
+            out.append(math.inf)
+            continue
+        try:
+            k = int(s)
+        except ValueError:
+            raise ValueError(f"hops must be positive integers or 'inf', got {v!r}") from None
+        if k < 1:
+            raise ValueError(f"hops must be >= 1, got {k}")
+        out.append(k)
+    if not out:
+        raise ValueError("give at least one hop count")
+    return out
+
+
+def hop_label(hops: int | float | None) -> str:
+    """``"4"``, ``"inf"`` or ``""`` (a model without hops)."""
+    if hops is None:
+        return ""
+    return "inf" if hops == math.inf else str(int(hops))
+
+
+def csbm_homophily(name: str) -> float | None:
+    """``0.3`` for ``"csbm-0.3"``; ``None`` for a name that is not a cSBM name."""
+    if not name.lower().startswith("csbm"):
+        return None
+    try:
+        h = float(name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"a cSBM dataset is named 'csbm-H' with homophily H in [0, 1], "
+                         f"got {name!r}") from None
+    if not 0.0 <= h <= 1.0:
+        raise ValueError(f"cSBM homophily must be in [0, 1], got {name!r}")
+    return h
+
+
+def canonical_dataset(name: str) -> str:
+    """The canonical spelling of a dataset name, or a ``ValueError`` listing the known ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"dataset names are strings, got {type(name).__name__}")
+    if csbm_homophily(name) is not None:
+        return f"csbm-{csbm_homophily(name):g}"
+    for known in PLANETOID + WEBKB:
+        if known.lower() == name.lower():
+            return known
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(PLANETOID + WEBKB)} and "
+                     "csbm-H (H the edge homophily in [0, 1])")
+
+
+def needs_root(datasets: Iterable[str]) -> bool:
+    """Whether any of the datasets is read from files."""
+    return any(csbm_homophily(d) is None for d in datasets)
+
+
+def load_graph(name: str, root: str | os.PathLike | None, *, csbm_nodes: int = 1000,
+               seed: int = 0) -> Data:
+    """The graph ``name`` with the masks of seed ``seed`` (1-D boolean), undirected edges and
+    row-normalised features for the bag-of-words sets."""
+    h = csbm_homophily(name)
+    if h is not None:
+        data = make_csbm_graph(csbm_nodes, h, seed)
+    else:
+        from affgraph.datasets import load_planetoid, load_webkb
+
+        data = load_planetoid(name, root) if name in PLANETOID else load_webkb(name, root)
+        data = data.clone()
+        for key in ("train_mask", "val_mask", "test_mask"):
+            m = data[key]
+            data[key] = m[:, seed % m.size(1)] if m.dim() == 2 else m
+        data.x = data.x / data.x.sum(dim=1, keepdim=True).clamp(min=1.0)
+    data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+    return data
+
+
+def make_csbm_graph(n: int, homophily: float, seed: int) -> Data:
+    """A 2-class cSBM graph with weak features (so that the graph matters)."""
+    from affgraph.datasets import make_csbm
+
+    return make_csbm(n, homophily, num_classes=2, num_features=32, avg_degree=5.0,
+                     feature_snr=1.0, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+def _accuracy(logits: Tensor, y: Tensor, mask: Tensor) -> float:
+    return float((logits[mask].argmax(dim=-1) == y[mask]).float().mean())
+
+
+def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
+               epochs: int = 500, patience: int = 100, seed: int = 0) -> dict:
+    """Train one model on one graph; the accuracies at the best validation epoch.
+
+    The best epoch has the highest validation accuracy (ties: the lowest validation loss);
+    training stops after ``patience`` epochs that improve neither.
+    """
+    set_seed(seed)
+    num_classes = int(data.y.max()) + 1
+    model, opt = build_model(model_name, data.num_features, num_classes, hops)
+    x, ei, y = data.x, data.edge_index, data.y
+    best = (-1.0, math.inf)
+    best_val_loss = math.inf
+    result = {"val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0, "best_epoch": 0}
+    bad = 0
+    t0 = time.perf_counter()
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        opt.zero_grad()
+        out = model(x, ei)
+        loss = F.cross_entropy(out[data.train_mask], y[data.train_mask])
+        loss.backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            out = model(x, ei)
+            val_loss = float(F.cross_entropy(out[data.val_mask], y[data.val_mask]))
+            val_acc = _accuracy(out, y, data.val_mask)
+        improved = False
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best = (val_acc, val_loss)
+            result = {"val_acc": val_acc, "test_acc": _accuracy(out, y, data.test_mask),
+                      "train_acc": _accuracy(out, y, data.train_mask), "best_epoch": epoch}
+            improved = True
+        if val_loss < best_val_loss:
+            best_val_loss = val_loss
+            improved = True
+        bad = 0 if improved else bad + 1
+        if bad >= patience:
+            break
+    result.update(epochs_run=epoch, time_s=time.perf_counter() - t0)
+    return result
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or any(s < 0 for s in out):
+        raise ValueError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    return out
+
+
+def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
+        hops: Sequence[int | float] = HOPS, seeds: int | Sequence[int] = 10,
+        data_root: str | os.PathLike | None = None, epochs: int = 500, patience: int = 100,
+        csbm_nodes: int = 1000, progress: bool = True,
+        on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Train every (dataset, model, hop count, seed); one row per run.
+
+    Args:
+        datasets: names from :data:`DATASETS` or ``csbm-H``.
+        models: names from :data:`MODELS`; the hop models run once per hop count.
+        hops: hop counts of the hop models (``math.inf`` allowed).
+        seeds: a count ``n`` (seeds ``0..n-1``) or an explicit list.
+        data_root: the data root of the file-based sets (else ``$AFFGRAPH_DATA``, else
+            ``datasets/cache/``).
+        epochs, patience: training length and early-stopping patience.
+        csbm_nodes: nodes of each cSBM graph.
+        progress: show a tqdm progress bar.
+        on_dataset_done: called with the rows so far after each dataset (checkpointing).
+
+    Returns:
+        rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
+        ``val_acc, test_acc, train_acc`` (fractions), ``best_epoch, epochs_run, time_s``.
+    """
+    datasets = [canonical_dataset(d) for d in datasets]
+    for m in models:
+        if m not in MODELS:
+            raise ValueError(f"unknown model {m!r}; known: {', '.join(MODELS)}")
+    hops = parse_hops(hops)
+    seeds = _seed_list(seeds)
+    if epochs < 1 or patience < 1:
+        raise ValueError(f"epochs and patience must be >= 1, got {epochs} and {patience}")
+    configs = [(m, k) for m in models for k in (hops if m in HOP_MODELS else [None])]
+    total = len(datasets) * len(seeds) * len(configs)
+    rows: list[dict] = []
+    with tqdm(total=total, desc="node classification", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for name in datasets:
+            for seed in seeds:
+                data = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
+                for model_name, k in configs:
+                    bar.set_postfix_str(f"{name} {model_name}{' K=' + hop_label(k) if k else ''} "
+                                        f"seed {seed}")
+                    res = train_eval(model_name, data, hops=k, epochs=epochs,
+                                     patience=patience, seed=seed)
+                    rows.append({"dataset": name, "model": model_name, "hops": hop_label(k),
+                                 "seed": seed, **res})
+                    bar.update()
+            if on_dataset_done is not None:
+                on_dataset_done(rows)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+def _hop_key(label: str) -> float:
+    return math.inf if label == "inf" else float(label) if label else -1.0
+
+
+def summarize(rows: Sequence[dict]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
+    """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds."""
+    out: dict = defaultdict(lambda: {"test": [], "val": []})
+    for r in rows:
+        cell = out[(r["model"], r["hops"], r["dataset"])]
+        cell["test"].append(r["test_acc"])
+        cell["val"].append(r["val_acc"])
+    return dict(out)
+
+
+def best_hops(rows: Sequence[dict]) -> dict[tuple[str, str], str]:
+    """For each (hop model, dataset) the hop count with the best mean *validation* accuracy."""
+    best: dict[tuple[str, str], tuple[float, str]] = {}
+    for (model, k, ds), cell in summarize(rows).items():
+        if not k:
+            continue
+        v = statistics.fmean(cell["val"])
+        if (model, ds) not in best or v > best[(model, ds)][0]:
+            best[(model, ds)] = (v, k)
+    return {key: k for key, (_, k) in best.items()}
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """Markdown table: test accuracy (%) mean ± std over seeds, model (and hops) x dataset.
+
+    The hop count of each hop model with the best mean validation accuracy on a dataset is
+    marked with ``*``.
+    """
+    if not rows:
+        raise ValueError("no result rows to tabulate")
+    cells = summarize(rows)
+    marks = best_hops(rows)
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    models = list(dict.fromkeys((r["model"], r["hops"]) for r in rows))
+    models.sort(key=lambda mk: (MODELS.index(mk[0]) if mk[0] in MODELS else len(MODELS),
+                                _hop_key(mk[1])))
+    seeds = sorted({r["seed"] for r in rows})
+    body = []
+    for model, k in models:
+        label = f"{model} (K={k})" if k else model
+        line = [label]
+        for ds in datasets:
+            cell = cells.get((model, k, ds))
+            if cell is None:
+                line.append("—")
+                continue
+            text = mean_std(cell["test"], scale=100.0)
+            if k and marks.get((model, ds)) == k:
+                text = f"**{text}** {BEST_MARK}"
+            line.append(text)
+        body.append(line)
+    table = markdown_table(["model"] + datasets, body)
+    return (f"{table}\n\nTest accuracy (%), mean ± std over {len(seeds)} seed(s); "
+            f"{BEST_MARK} = the hop count with the best mean validation accuracy.")
+
+
+def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Test accuracy against hops, one panel per dataset; the other models as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = summarize(rows)
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    ncol = min(3, len(datasets))
+    nrow = math.ceil(len(datasets) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
+    for ax, ds in zip(axes.flat, datasets):
+        for model in HOP_MODELS:
+            ks = sorted({k for (m, k, d) in cells if m == model and d == ds and k}, key=_hop_key)
+            if not ks:
+                continue
+            means = [100 * statistics.fmean(cells[(model, k, ds)]["test"]) for k in ks]
+            stds = [100 * (statistics.stdev(cells[(model, k, ds)]["test"])
+                           if len(cells[(model, k, ds)]["test"]) > 1 else 0.0) for k in ks]
+            ax.errorbar(range(len(ks)), means, yerr=stds, marker="o", capsize=3, label=model)
+            ax.set_xticks(range(len(ks)), ["∞" if k == "inf" else k for k in ks])
+        for i, (m, k, d) in enumerate(sorted(c for c in cells if not c[1] and c[2] == ds)):
+            ax.axhline(100 * statistics.fmean(cells[(m, k, d)]["test"]), ls="--", lw=1,
+                       color=f"C{i + 1}", label=m)
+        ax.set_title(ds)
+        ax.set_xlabel("hops K")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def data_root_or_fail(root: str | None) -> str:
+    """The data root from ``--data-root`` or ``$AFFGRAPH_DATA``; a clear error when neither."""
+    root = root or os.environ.get("AFFGRAPH_DATA")
+    if not root:
+        raise SystemExit("error: the real datasets need a data root: pass --data-root DIR or set "
+                         "AFFGRAPH_DATA=DIR (the folder holding planetoid/ and webkb/)")
+    if not Path(root).is_dir():
+        raise SystemExit(f"error: data root {root} is not a directory")
+    return root
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS),
+                   help="Cora CiteSeer PubMed Cornell Texas Wisconsin csbm-H ... (default: all)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
+                   help="hop counts of AffinityAttention, integers or inf (default: 1 2 4 8 16 inf)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[10],
+                   help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
+    p.add_argument("--data-root", default=None,
+                   help="folder with planetoid/ and webkb/ (default: $AFFGRAPH_DATA, then "
+                        "datasets/cache/)")
+    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--patience", type=int, default=100)
+    p.add_argument("--csbm-nodes", type=int, default=1000)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run: cSBM only, 2 seeds, 30 epochs, hops 1 2 inf")
+    p.add_argument("--out", default="results", help="folder of the plot (default: results/)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--csv", default=None, help="write one row per run to this CSV file")
+    p.add_argument("--json", default=None, help="write one row per run to this JSON file "
+                   "(rewritten after each dataset, so a cut run keeps what it finished)")
+    p.add_argument("--load", nargs="+", default=None, metavar="JSON",
+                   help="print the table and plot of the rows saved by --json (one or more "
+                        "files, concatenated); run nothing")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default: 1; more threads slow down a shared CPU)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.datasets = ["csbm-0.2", "csbm-0.8"]
+        args.seeds, args.epochs, args.patience = [2], 30, 30
+        args.csbm_nodes = 200
+        if args.hops == [hop_label(k) for k in HOPS]:
+            args.hops = ["1", "2", "inf"]
+    if args.load:
+        rows = []
+        for path in args.load:
+            try:
+                rows += json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise SystemExit(f"error: cannot read rows from {path}: {err}") from None
+        print(format_table(rows))
+        if not args.no_plot:
+            print(f"plot: {plot_hops(rows, Path(args.out) / 'node_classification_hops.png')}")
+        return rows
+    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
+    try:
+        datasets = [canonical_dataset(d) for d in args.datasets]
+        hops = parse_hops(args.hops)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    root = args.data_root
+    if needs_root(datasets) and root is None and os.environ.get("AFFGRAPH_DATA") is None:
+        print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
+    rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root,
+               epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
+               progress=not args.no_progress,
+               on_dataset_done=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
+    print(format_table(rows))
+    write_rows(rows, csv_path=args.csv, json_path=args.json)
+    if not args.no_plot:
+        path = plot_hops(rows, Path(args.out) / "node_classification_hops.png")
+        print(f"plot: {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

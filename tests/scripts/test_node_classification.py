@@ -1,0 +1,119 @@
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import node_classification as nc  # noqa: E402
+from _models import build_model  # noqa: E402
+
+KEYS = {"dataset", "model", "hops", "seed", "val_acc", "test_acc", "train_acc", "best_epoch",
+        "epochs_run", "time_s"}
+
+
+def _row(model, hops, seed, val, test, dataset="D"):
+    return {"dataset": dataset, "model": model, "hops": hops, "seed": seed, "val_acc": val,
+            "test_acc": test}
+
+
+def test_run_tiny_rows_are_sane():
+    rows = nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], hops=[1, math.inf], seeds=1,
+                  epochs=3, patience=3, csbm_nodes=60, progress=False)
+    assert [(r["model"], r["hops"]) for r in rows] == [
+        ("GCN", ""), ("AffinityAttention", "1"), ("AffinityAttention", "inf")]
+    for r in rows:
+        assert set(r) == KEYS and r["dataset"] == "csbm-0.9" and r["seed"] == 0
+        for key in ("val_acc", "test_acc", "train_acc"):
+            assert 0.0 <= r[key] <= 1.0
+        assert 1 <= r["best_epoch"] <= r["epochs_run"] <= 3
+
+
+def test_train_eval_is_deterministic_and_accuracy_matches_mask_size():
+    data = nc.load_graph("csbm-0.8", None, csbm_nodes=50, seed=1)
+    a = nc.train_eval("GCN", data, epochs=4, patience=4, seed=3)
+    b = nc.train_eval("GCN", data, epochs=4, patience=4, seed=3)
+    for key in ("val_acc", "test_acc", "train_acc", "best_epoch", "epochs_run"):
+        assert a[key] == b[key]
+    # an accuracy is a count of correct nodes over the mask size
+    n_test = int(data.test_mask.sum())
+    assert abs(a["test_acc"] * n_test - round(a["test_acc"] * n_test)) < 1e-4
+
+
+def test_format_table_hand_computed_and_best_hop_by_validation():
+    rows = [_row("GCN", "", 0, 0.70, 0.80), _row("GCN", "", 1, 0.70, 0.82),
+            # K=1 has the better test accuracy, K=4 the better validation accuracy
+            _row("AffinityAttention", "1", 0, 0.60, 0.90), _row("AffinityAttention", "1", 1, 0.60, 0.90),
+            _row("AffinityAttention", "4", 0, 0.75, 0.85), _row("AffinityAttention", "4", 1, 0.77, 0.85)]
+    lines = nc.format_table(rows).splitlines()
+    assert lines[0] == "| model | D |"
+    assert lines[2] == "| GCN | 81.0 ± 1.4 |"
+    assert lines[3] == "| AffinityAttention (K=1) | 90.0 ± 0.0 |"
+    assert lines[4] == f"| AffinityAttention (K=4) | **85.0 ± 0.0** {nc.BEST_MARK} |"
+    assert "best mean validation accuracy" in lines[-1]
+
+
+def test_format_table_missing_cells_and_empty():
+    rows = [_row("GCN", "", 0, 0.5, 0.5, "A"), _row("APPNP", "", 0, 0.5, 0.25, "B")]
+    lines = nc.format_table(rows).splitlines()
+    assert lines[2] == "| GCN | 50.0 ± 0.0 | — |" and lines[3] == "| APPNP | — | 25.0 ± 0.0 |"
+    with pytest.raises(ValueError, match="no result rows"):
+        nc.format_table([])
+
+
+def test_webkb_seed_selects_split(data_root):
+    from affgraph.datasets import load_webkb
+
+    ref = load_webkb("Texas", data_root)
+    data = nc.load_graph("texas", data_root, seed=13)
+    for key in ("train_mask", "val_mask", "test_mask"):
+        assert torch.equal(data[key], ref[key][:, 3])
+    # row-normalised bag of words, undirected edges
+    assert torch.allclose(data.x.sum(1)[ref.x.sum(1) > 0], torch.ones(1))
+    assert data.edge_index.size(1) >= ref.edge_index.size(1)
+
+
+def test_bad_names_and_hops():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        nc.canonical_dataset("Amazon")
+    with pytest.raises(ValueError, match="homophily"):
+        nc.canonical_dataset("csbm-1.5")
+    with pytest.raises(ValueError, match="inf"):
+        nc.parse_hops(["two"])
+    with pytest.raises(ValueError, match=">= 1"):
+        nc.parse_hops(["0"])
+    assert nc.parse_hops(["1", "inf", 3]) == [1, math.inf, 3]
+    with pytest.raises(ValueError, match="unknown model"):
+        nc.run(["csbm-0.5"], ["MLP"], seeds=1, progress=False)
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("MLP", 4, 2)
+
+
+def test_main_end_to_end(tmp_path, capsys):
+    js, cs = tmp_path / "rows.json", tmp_path / "rows.csv"
+    rows = nc.main(["--datasets", "csbm-0.2", "csbm-0.9", "--models", "GCN", "AffinityAttention",
+                    "--hops", "1", "2", "--seeds", "1", "--epochs", "3", "--patience", "3",
+                    "--csbm-nodes", "60", "--json", str(js), "--csv", str(cs),
+                    "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert table[0] == "| model | csbm-0.2 | csbm-0.9 |"
+    assert [line.split(" | ")[0] for line in table[1:]] == [
+        "| GCN", "| AffinityAttention (K=1)", "| AffinityAttention (K=2)"]
+    assert sum(line.count(nc.BEST_MARK) for line in table) == 2  # one best hop per dataset
+    assert "(K=" not in table[1] and nc.BEST_MARK not in table[1]  # GCN has no hops
+    saved = json.loads(js.read_text())
+    assert saved == json.loads(json.dumps(rows)) and len(saved) == 6
+    assert all(0 <= r["test_acc"] <= 1 for r in saved)
+    assert len(cs.read_text().splitlines()) == 7
+    assert (tmp_path / "node_classification_hops.png").stat().st_size > 0
+    # --load re-prints the same table from the saved rows
+    nc.main(["--load", str(js), "--no-plot"])
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")] == table
+
+
+def test_main_rejects_unknown_dataset():
+    with pytest.raises(SystemExit, match="unknown dataset"):
+        nc.main(["--datasets", "nope", "--no-plot", "--no-progress"])
