@@ -221,16 +221,21 @@ def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
         if bool((counts != size).any()):
             return None
     b = n // size
-    if b * h * size ** 3 > block_elements:
+    if b * h * size * size * max(size, d, v1.size(-1)) > block_elements:
         return None
-    qb, k1b, k2b, v1b, v2b = (t.reshape(b, size, h, -1) for t in (q, k1, k2, v1, v2))
-    logits = torch.einsum("bihd,bjhd,blhd->bhijl", qb / math.sqrt(d), k1b, k2b)
+    qb, k1b, k2b, v1b, v2b = (t.reshape(b, size, h, -1).transpose(1, 2)
+                              for t in (q, k1, k2, v1, v2))  # (B, H, L, D)
+    qk1 = (qb[:, :, :, None, :] / math.sqrt(d)) * k1b[:, :, None, :, :]  # (B, H, L_i, L_j, D)
+    logits = qk1.flatten(2, 3) @ k2b.transpose(-1, -2)  # (B, H, L_i * L_j, L_l)
+    logits = logits.view(b, h, size, size * size)
     if causal:
         pos = torch.arange(size, device=q.device)
         keep = pos[None, :] <= pos[:, None]  # (i, j)
-        logits = logits.masked_fill(~(keep[:, :, None] & keep[:, None, :]), -math.inf)
-    s = logits.flatten(-2).softmax(-1).view(logits.shape)
-    return torch.einsum("bhijl,bjhe,blhe->bihe", s, v1b, v2b).reshape(n, h, -1)
+        logits = logits.masked_fill(~(keep[:, :, None] & keep[:, None, :]).flatten(1), -math.inf)
+    s = logits.softmax(-1).view(b, h, size * size, size)
+    t = (s @ v2b).view(b, h, size, size, -1)  # (B, H, L_i, L_j, Dv): sum_l s_ijl v2_l
+    out = (t * v1b[:, :, None, :, :]).sum(dim=3)  # (B, H, L_i, Dv)
+    return out.transpose(1, 2).reshape(n, h, -1)
 
 
 def _check_window(window) -> Optional[Tuple[int, int]]:
