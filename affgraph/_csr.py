@@ -15,7 +15,6 @@ products is incomplete):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -27,37 +26,48 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
-@dataclass
 class CSR:
-    """Structure of a graph sorted by target (rows) and by source (its transpose)."""
+    """Structure of a graph sorted by target (rows), and, built on first use (backward), by
+    source (its transpose). Columns within a row keep the input order on the CPU (its kernels
+    do not need them sorted; an already target-sorted ``edge_index`` is used without a sort);
+    other devices sort them (cuSPARSE)."""
 
-    ptr: Tensor      # [N + 1] row pointer (targets)
-    col: Tensor      # [E] source of each edge, target-sorted order
-    row: Tensor      # [E] target of each edge, target-sorted order
-    perm: Tensor     # [E] position in the user's edge order of each target-sorted edge
-    ptr_t: Tensor    # [M + 1] row pointer of the transpose (sources)
-    col_t: Tensor    # [E] target of each edge in source-sorted order
-    perm_t: Tensor   # [E] position in target-sorted order of each source-sorted edge
-    num_dst: int
-    num_src: int
-    fixed_degree: int  # > 0 when every row has exactly this many edges, else 0
+    def __init__(self, edge_index: Tensor, num_src: int, num_dst: int) -> None:
+        src, dst = edge_index[0], edge_index[1]
+        e = src.numel()
+        self.num_src, self.num_dst = num_src, num_dst
+        if src.device.type == "cpu":
+            ordered = e < 2 or bool((dst[1:] >= dst[:-1]).all())
+            key = dst
+        else:
+            key = dst * max(num_src, 1) + src
+            ordered = e < 2 or bool((key[1:] >= key[:-1]).all())
+        #: position in the user's edge order of each target-sorted edge (None: identity)
+        self.perm: Optional[Tensor] = None if ordered else torch.argsort(key, stable=True)
+        self.col = src if ordered else src[self.perm]
+        self.row = dst if ordered else dst[self.perm]
+        deg = torch.bincount(self.row, minlength=num_dst)
+        self.ptr = torch.zeros(num_dst + 1, dtype=torch.long, device=src.device)
+        self.ptr[1:] = torch.cumsum(deg, 0)
+        #: every row has exactly this many edges (> 0), else 0
+        self.fixed_degree = int(deg[0]) if num_dst > 0 and e > 0 and \
+            bool(deg.min() == deg.max()) else 0
+        self._t: Optional[Tuple[Tensor, Tensor, Tensor]] = None
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_src: int, num_dst: int) -> "CSR":
-        src, dst = edge_index[0], edge_index[1]
-        perm = torch.argsort(dst * max(num_src, 1) + src, stable=True)
-        col, row = src[perm], dst[perm]
-        deg = torch.bincount(row, minlength=num_dst)
-        ptr = torch.zeros(num_dst + 1, dtype=torch.long, device=src.device)
-        ptr[1:] = torch.cumsum(deg, 0)
-        perm_t = torch.argsort(col * max(num_dst, 1) + row, stable=True)
-        deg_t = torch.bincount(col, minlength=num_src)
-        ptr_t = torch.zeros(num_src + 1, dtype=torch.long, device=src.device)
-        ptr_t[1:] = torch.cumsum(deg_t, 0)
-        fixed = 0
-        if num_dst > 0 and col.numel() > 0 and bool(deg.min() == deg.max()):
-            fixed = int(deg[0])
-        return cls(ptr, col, row, perm, ptr_t, row[perm_t], perm_t, num_dst, num_src, fixed)
+        return cls(edge_index, num_src, num_dst)
+
+    def transpose_structure(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """``(ptr_t, col_t, perm_t)``: the transpose sorted by source; ``perm_t`` maps it to
+        target-sorted positions."""
+        if self._t is None:
+            perm_t = torch.argsort(self.col * max(self.num_dst, 1) + self.row, stable=True)
+            deg_t = torch.bincount(self.col, minlength=self.num_src)
+            ptr_t = torch.zeros(self.num_src + 1, dtype=torch.long, device=self.col.device)
+            ptr_t[1:] = torch.cumsum(deg_t, 0)
+            self._t = (ptr_t, self.row[perm_t], perm_t)
+        return self._t
 
     def matrix(self, values: Tensor) -> Tensor:
         """``[N, M]`` sparse CSR matrix with ``values`` in target-sorted order."""
@@ -65,8 +75,8 @@ class CSR:
 
     def matrix_t(self, values: Tensor) -> Tensor:
         """``[M, N]`` transpose, ``values`` given in target-sorted order."""
-        return torch.sparse_csr_tensor(self.ptr_t, self.col_t, values[self.perm_t],
-                                       (self.num_src, self.num_dst))
+        ptr_t, col_t, perm_t = self.transpose_structure()
+        return torch.sparse_csr_tensor(ptr_t, col_t, values[perm_t], (self.num_src, self.num_dst))
 
     def sddmm(self, a: Tensor, b: Tensor, scale: float = 1.0) -> Tensor:
         """``scale * <a_i, b_j>`` on every edge ``j -> i`` (target-sorted order), ``[E]``."""
@@ -165,6 +175,8 @@ def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
 
 def to_user_order(csr: CSR, values: Tensor) -> Tensor:
     """Reorder target-sorted edge values to the user's ``edge_index`` order."""
+    if csr.perm is None:
+        return values
     inv = torch.empty_like(csr.perm)
     inv[csr.perm] = torch.arange(csr.perm.numel(), device=inv.device)
     return values[inv]
