@@ -82,8 +82,8 @@ def run(quick: bool = False, device: str = "cpu", dtype: torch.dtype = torch.flo
     """Rows ``case, ours_s, competitor, competitor_s, ratio (competitor / ours),
     ours_peak_bytes, competitor_peak_bytes, max_abs_diff`` (forward passes, median times)."""
     set_seed(0)
-    n, w1, w2, h, d = (512, 64, 16, 1, 64) if quick else (4096, 64, 16, 1, 64)
-    n_all = 32 if quick else 128
+    n, w1, w2, h, d = (256, 32, 8, 1, 32) if quick else (4096, 64, 16, 1, 64)
+    n_all = 24 if quick else 128
     repeat = 2 if quick else 5
     rows = []
     cases = ["window", "all_pairs"]

@@ -31,13 +31,19 @@ def match3_labels(tokens: Tensor, modulus: int) -> Tensor:
         raise TypeError("tokens must be an integer tensor of shape [n_samples, seq_len]")
     if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= modulus):
         raise ValueError(f"tokens must lie in 0..{modulus - 1}")
-    present = torch.zeros(tokens.size(0), modulus, dtype=torch.bool)
-    present.scatter_(1, tokens.long().cpu(), True)
-    sums = torch.zeros_like(present)  # sums[s, t]: some a + b = t (mod M), a, b present
-    for a in range(modulus):
-        sums |= present[:, a:a + 1] & present.roll(a, dims=1)
-    need = (-tokens.long().cpu()) % modulus
-    return sums.gather(1, need).long().to(tokens.device)
+    tok = tokens.long().cpu().numpy()
+    present = np.zeros((tok.shape[0], modulus), dtype=bool)
+    np.put_along_axis(present, tok, True, axis=1)
+    ar = np.arange(modulus)
+    partner = (ar[:, None] - ar[None, :]) % modulus  # partner[t, a] = t - a (mod M)
+    sums = np.empty_like(present)  # sums[s, t]: some a + b = t (mod M), a and b present
+    step = max(1, (1 << 24) // (modulus * modulus))
+    for s0 in range(0, tok.shape[0], step):
+        p = present[s0:s0 + step]
+        sums[s0:s0 + step] = (p[:, None, :] & p[:, partner]).any(-1)
+    need = (-tok) % modulus
+    labels = np.take_along_axis(sums, need, axis=1)
+    return torch.from_numpy(labels.astype(np.int64)).to(tokens.device)
 
 
 def make_match3(n_samples: int, seq_len: int, modulus: int, *, seed: int = 0,
@@ -89,22 +95,24 @@ def make_match3(n_samples: int, seq_len: int, modulus: int, *, seed: int = 0,
         ranks = keys.argsort(axis=1)  # a random permutation of Z_M per candidate
         pick = rng.integers(0, 1 << 30, size=(m, seq_len)) % size[:, None]
         cand = torch.from_numpy(np.take_along_axis(ranks, pick, axis=1))
-        pos = match3_labels(cand, modulus).sum(1).tolist()
-        for c in range(m):
+        pos = match3_labels(cand, modulus).sum(1)
+        mixed = torch.minimum(pos, seq_len - pos) >= least
+        cand, pos = cand[mixed], pos[mixed].tolist()
+        chosen = []
+        for c, p in enumerate(pos):
             if kept == n_samples:
                 break
-            if min(pos[c], seq_len - pos[c]) < least:
-                continue
             total = (kept + 1) * seq_len
-            new_err = abs(kept_pos + pos[c] - target * total)
+            new_err = abs(kept_pos + p - target * total)
             if new_err <= max(abs(kept_pos - target * kept * seq_len), seq_len / 2):
-                kept_tokens.append(cand[c])
-                kept_pos += pos[c]
+                chosen.append(c)
+                kept_pos += p
                 kept += 1
+        kept_tokens.append(cand[chosen])
     if kept < n_samples:
         raise ValueError(f"could not balance Match3 labels at positive_fraction={target}, "
                          f"min_share={min_share} for seq_len={seq_len}, modulus={modulus}")
-    tokens = torch.stack(kept_tokens)
+    tokens = torch.cat(kept_tokens)
     perm = torch.from_numpy(rng.permutation(n_samples))
     tokens = tokens[perm].long()
     return tokens, match3_labels(tokens, modulus)
