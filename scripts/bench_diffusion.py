@@ -108,14 +108,27 @@ def case_pyifs(n: int, m: int, seed: int, repeat: int) -> dict:
                 max_rel_err=float(np.abs(ours - ref).max() / np.abs(ref).max()))
 
 
+def _rss(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in bytes (Linux); elsewhere the
+    ``ru_maxrss`` high-water mark, which on Linux would include the parent's peak (it survives
+    fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _large_worker(n: int, m: int, seed: int, dense_bytes: int) -> None:
     """Runs in a fresh process: prints time, peak RSS and the resident size before the work."""
     X = _features(m, n, seed)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = _rss("VmRSS")
     t0 = time.perf_counter()
     s = inffs_scores(X, max_dense_bytes=dense_bytes).numpy()
     t = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _rss("VmHWM")
     print(json.dumps(dict(t=t, peak=peak, base=base, finite=bool(np.isfinite(s).all()),
                           top=int(np.argmax(s)))))
 
