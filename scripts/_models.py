@@ -25,7 +25,10 @@ affgraph's models:
       \\theta_k = \\alpha(1-\\alpha)^k,
 
   with :math:`\\mathbf{S}^{(h)} = \\mathrm{softmax}(\\mathbf{Q}^{(h)}\\mathbf{K}^{(h)\\top}/\\sqrt{d})`
-  restricted to the edges and self-loops.
+  restricted to the edges and self-loops. Settings (hidden 64, 8 heads, dropout 0.6, lr 0.01,
+  weight decay 5e-4 on all weights) were chosen on Cora's *validation* set, one seed, K = 8:
+  APPNP-style decay (5e-3 on the projection only) reached 78.8% validation accuracy after
+  300 epochs and was still climbing; 5e-4 on all weights reached 82.6% at epoch 139.
 """
 from __future__ import annotations
 
@@ -159,7 +162,7 @@ SPECS: dict[str, ModelSpec] = {
     "TransformerConv": ModelSpec(lambda k, c, h: TwoLayerAttention(TransformerConv, k, c),
                                  lr=0.005, weight_decay=5e-4),
     "AffinityAttention": ModelSpec(lambda k, c, h: AffinityNet(k, c, 1 if h is None else h),
-                                   lr=0.01, weight_decay=5e-3),
+                                   lr=0.01, weight_decay=5e-4),
     "AffinityDiffusion": ModelSpec(lambda k, c, h: _affinity_diffusion(k, c), lr=0.01,
                                    weight_decay=5e-3, decay_only="lin1"),
 }

@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict]]:
         feat_cfg = dict(datasets=FEATURE_DATASETS, selectors=FEATURE_SELECTORS,
                         ks=FEATURE_KS, n_folds=3)
         if args.tiny:
-            node_cfg.update(datasets=("csbm-0.2", "csbm-0.9"), hops=(1, 2, math.inf), seeds=1,
-                            epochs=5, patience=5, csbm_nodes=60)
+            node_cfg.update(datasets=("csbm-0.2", "csbm-0.9"), hops=(1, 2), seeds=1,
+                            epochs=3, patience=3, csbm_nodes=60)
             feat_cfg.update(datasets=("breast_cancer", "planted-small"),
                             selectors=("inffs-h1", "inffs-hinf", "anova"), ks=(5,), n_folds=2)
     for key in ("seeds", "epochs", "patience"):

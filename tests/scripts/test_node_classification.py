@@ -21,14 +21,14 @@ def _row(model, hops, seed, val, test, dataset="D"):
 
 def test_run_tiny_rows_are_sane():
     rows = nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], hops=[1, math.inf], seeds=1,
-                  epochs=3, patience=3, csbm_nodes=60, progress=False)
+                  epochs=2, patience=2, csbm_nodes=40, progress=False)
     assert [(r["model"], r["hops"]) for r in rows] == [
         ("GCN", ""), ("AffinityAttention", "1"), ("AffinityAttention", "inf")]
     for r in rows:
         assert set(r) == KEYS and r["dataset"] == "csbm-0.9" and r["seed"] == 0
         for key in ("val_acc", "test_acc", "train_acc"):
             assert 0.0 <= r[key] <= 1.0
-        assert 1 <= r["best_epoch"] <= r["epochs_run"] <= 3
+        assert 1 <= r["best_epoch"] <= r["epochs_run"] <= 2
 
 
 def test_train_eval_is_deterministic_and_accuracy_matches_mask_size():
