@@ -123,22 +123,23 @@ def _forward(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
     scale = 1.0 / math.sqrt(d)
     out = q.new_zeros(n, h, v1.size(-1))
     lse = q.new_full((n, h), -math.inf)
+    kv1, kv2 = torch.cat([k1, v1], -1), torch.cat([k2, v2], -1)  # one gather per key range
     for b0, b1, chunks in _blocks(plan, n):
         qb = q[b0:b1] * scale  # (B, H, D)
-        K2, _, val2 = _gather(k2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])  # (B, H, W2, D)
-        V2, _, _ = _gather(v2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])  # (B, H, W2, Dv)
+        KV2, _, val2 = _gather(kv2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
+        K2, V2 = KV2[..., :d], KV2[..., d:]  # (B, H, W2, D), (B, H, W2, Dv)
         m = q.new_full((b1 - b0, h), -math.inf)
         s = q.new_zeros(b1 - b0, h)
         acc = q.new_zeros(b1 - b0, h, v1.size(-1))
         for c0, c in chunks:
-            K1, _, val1 = _gather(k1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])  # (B, H, C, D)
-            V1, _, _ = _gather(v1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])  # (B, H, C, Dv)
+            KV1, _, val1 = _gather(kv1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
+            K1, V1 = KV1[..., :d], KV1[..., d:]  # (B, H, C, D), (B, H, C, Dv)
             logits = (qb[:, :, None, :] * K1) @ K2.transpose(-1, -2)  # (B, H, C, W2)
-            logits = logits + val1[:, None, :, None] + val2[:, None, None, :]  # -inf off support
+            logits.add_(val1[:, None, :, None]).add_(val2[:, None, None, :])  # -inf off support
             m_new = torch.maximum(m, logits.amax(dim=(-1, -2)))
             m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
             alpha = torch.exp(m - m_safe)
-            p = torch.exp(logits - m_safe[..., None, None])  # masked pairs -> 0
+            p = logits.sub_(m_safe[..., None, None]).exp_()  # masked pairs -> 0
             s = s * alpha + p.sum(dim=(-1, -2))
             acc = acc * alpha[..., None] + ((p @ V2) * V1).sum(dim=2)  # sum_jl p v1_j * v2_l
             m = m_new
@@ -156,22 +157,23 @@ def _backward(q, k1, k2, v1, v2, out, lse, grad_out, plan: _Plan):
     dv1, dv2 = torch.zeros_like(v1), torch.zeros_like(v2)
     delta = (grad_out * out).sum(-1)  # (N, H)
     lse_safe = torch.where(torch.isinf(lse), torch.zeros_like(lse), lse)
+    kv1, kv2 = torch.cat([k1, v1], -1), torch.cat([k2, v2], -1)
     for b0, b1, chunks in _blocks(plan, n):
         B = b1 - b0
         qb = q[b0:b1] * scale
         go = grad_out[b0:b1]  # (B, H, Dv)
-        K2, idx2, val2 = _gather(k2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
-        V2, _, _ = _gather(v2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
+        KV2, idx2, val2 = _gather(kv2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
+        K2, V2 = KV2[..., :d], KV2[..., d:]
         dK2 = torch.zeros_like(K2)
         dV2 = torch.zeros_like(V2)
         dqb = torch.zeros_like(qb)
         for c0, c in chunks:
-            K1, idx1, val1 = _gather(k1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
-            V1, _, _ = _gather(v1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
+            KV1, idx1, val1 = _gather(kv1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
+            K1, V1 = KV1[..., :d], KV1[..., d:]
             qk1 = qb[:, :, None, :] * K1  # (B, H, C, D)
             logits = qk1 @ K2.transpose(-1, -2)  # (B, H, C, W2)
-            logits = logits + val1[:, None, :, None] + val2[:, None, None, :]
-            p = torch.exp(logits - lse_safe[b0:b1, :, None, None])  # 0 off support
+            logits.add_(val1[:, None, :, None]).add_(val2[:, None, None, :])
+            p = logits.sub_(lse_safe[b0:b1, :, None, None]).exp_()  # 0 off support
             gv1 = go[:, :, None, :] * V1  # (B, H, C, Dv)
             dp = gv1 @ V2.transpose(-1, -2)  # (B, H, C, W2): sum_e dO_e v1_je v2_le
             ds = p * (dp - delta[b0:b1, :, None, None])
