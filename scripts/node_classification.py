@@ -109,8 +109,10 @@ def needs_root(datasets: Iterable[str]) -> bool:
 
 def load_graph(name: str, root: str | os.PathLike | None, *, csbm_nodes: int = 1000,
                seed: int = 0) -> Data:
-    """The graph ``name`` with the masks of seed ``seed`` (1-D boolean), undirected edges and
-    row-normalised features for the bag-of-words sets."""
+    """The graph ``name`` with the masks of seed ``seed`` (1-D boolean; split ``seed % 10`` of
+    the geom-gcn sets), undirected edges, and for the bag-of-words sets features divided by
+    their row sums clamped at 1 (PyG's ``NormalizeFeatures``)."""
+    name = canonical_dataset(name)
     h = csbm_homophily(name)
     if h is not None:
         data = make_csbm_graph(csbm_nodes, h, seed)
