@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -154,14 +155,17 @@ def measure_peak(case: str, side: str, n: int, heads: int, device: str, dtype: t
     CUDA: the allocator's peak (``_common.peak_memory``). CPU: in a fresh worker process
     (forking a process that already ran sparse/OpenMP kernels can deadlock): the growth of the
     resident set's high-water mark over the resident set before the call, the mark being reset
-    through ``/proc/self/clear_refs`` after building the inputs and one warm-up call."""
+    through ``/proc/self/clear_refs`` after building the inputs and one warm-up call (Linux)."""
     if device.startswith("cuda"):
         ours, _, theirs = make_case(case, n, heads, device, dtype, seed, window)
         fn = ours if side == "ours" else theirs
         return peak_memory(lambda: _no_grad(fn), device=device)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_peak-worker", case, side, str(n),
            str(heads), str(dtype).replace("torch.", ""), str(seed), str(window)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # a fixed mmap threshold: every block > 128 KiB is mapped and unmapped on free, so glibc
+    # does not keep the warm-up's freed blocks around to hide the call's working memory
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return int(out.stdout.strip().splitlines()[-1])
 
 
