@@ -43,7 +43,7 @@ from affgraph.inffs import inffs_scores  # noqa: E402
 CASES = ("closed", "pyifs", "large", "appnp")
 FULL = {"closed": (6000, 100), "pyifs": (2000, 100), "large": (100_000, 200),
         "appnp": (19_717, 88_648, 500)}
-QUICK = {"closed": (300, 40), "pyifs": (120, 30), "large": (3000, 40), "appnp": (2000, 8000, 32)}
+QUICK = {"closed": (200, 30), "pyifs": (80, 20), "large": (1500, 30), "appnp": (1000, 4000, 16)}
 TARGETS = {"closed": ">= 20x faster", "pyifs": ">= 200x faster", "large": "finishes on 24 GB",
            "appnp": "<= 1.1x APPNP time"}
 
