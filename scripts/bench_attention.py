@@ -120,8 +120,7 @@ def run(cases: Sequence[str] = CASES, *, quick: bool = False, device: str = "cpu
             ours_t.append(t_o), theirs_t.append(t_t), errs.append(err)
             if case == "knn" and peaks is None:
                 del ours, theirs
-                peaks = [measure_peak(case, side, n, h, device, dtype, seed, window)
-                         for side in ("ours", "theirs")]
+                peaks = measure_peaks(case, n, h, device, dtype, seed, window)
         ratio = statistics.fmean(ours_t) / statistics.fmean(theirs_t)
         target, ok = TARGETS[case]
         label = {"window": f"window w={window}", "knn": f"kNN k={KNN_K}"}.get(case, case)
@@ -148,38 +147,38 @@ def _proc_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure_peak(case: str, side: str, n: int, heads: int, device: str, dtype: torch.dtype,
-                 seed: int, window: int) -> int:
-    """Peak bytes of one forward call of ``side`` ("ours"/"theirs").
+def measure_peaks(case: str, n: int, heads: int, device: str, dtype: torch.dtype, seed: int,
+                  window: int) -> list[int]:
+    """Peak bytes of one forward call of ours and of the competitor.
 
-    CUDA: the allocator's peak (``_common.peak_memory``). CPU: in a fresh worker process
-    (forking a process that already ran sparse/OpenMP kernels can deadlock): the growth of the
-    resident set's high-water mark over the resident set before the call, the mark being reset
-    through ``/proc/self/clear_refs`` after building the inputs and one warm-up call (Linux)."""
+    CUDA: the allocator's peak (``_common.peak_memory``). CPU: in one fresh worker process
+    (forking a process that already ran sparse/OpenMP kernels can deadlock): for each side, the
+    growth of the resident set's high-water mark over the resident set before the call, the
+    mark being reset through ``/proc/self/clear_refs`` after one warm-up call (Linux)."""
     if device.startswith("cuda"):
         ours, _, theirs = make_case(case, n, heads, device, dtype, seed, window)
-        fn = ours if side == "ours" else theirs
-        return peak_memory(lambda: _no_grad(fn), device=device)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_peak-worker", case, side, str(n),
+        return [peak_memory(lambda f=f: _no_grad(f), device=device) for f in (ours, theirs)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_peak-worker", case, str(n),
            str(heads), str(dtype).replace("torch.", ""), str(seed), str(window)]
     # a fixed mmap threshold: every block > 128 KiB is mapped and unmapped on free, so glibc
-    # does not keep the warm-up's freed blocks around to hide the call's working memory
+    # does not keep freed blocks around to hide the next call's working memory
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return int(out.stdout.strip().splitlines()[-1])
+    return [int(x) for x in out.stdout.strip().splitlines()[-1].split()]
 
 
-def _peak_worker(case: str, side: str, n: str, heads: str, dtype: str, seed: str,
-                 window: str) -> None:
+def _peak_worker(case: str, n: str, heads: str, dtype: str, seed: str, window: str) -> None:
     ours, _, theirs = make_case(case, int(n), int(heads), "cpu", getattr(torch, dtype), int(seed),
                                 int(window))
-    fn = ours if side == "ours" else theirs
-    _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
-    gc.collect()
-    before = _proc_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS
-    _no_grad(fn)
-    print((_proc_kib("VmHWM") - before) * 1024)
+    peaks = []
+    for fn in (ours, theirs):
+        _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
+        gc.collect()
+        before = _proc_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS
+        _no_grad(fn)
+        peaks.append((_proc_kib("VmHWM") - before) * 1024)
+    print(*peaks)
 
 
 def _no_grad(fn: Callable) -> None:
