@@ -71,12 +71,14 @@ class CSR:
 
     def matrix(self, values: Tensor) -> Tensor:
         """``[N, M]`` sparse CSR matrix with ``values`` in target-sorted order."""
-        return torch.sparse_csr_tensor(self.ptr, self.col, values, (self.num_dst, self.num_src))
+        return torch.sparse_csr_tensor(self.ptr, self.col, values, (self.num_dst, self.num_src),
+                                       check_invariants=False)
 
     def matrix_t(self, values: Tensor) -> Tensor:
         """``[M, N]`` transpose, ``values`` given in target-sorted order."""
         ptr_t, col_t, perm_t = self.transpose_structure()
-        return torch.sparse_csr_tensor(ptr_t, col_t, values[perm_t], (self.num_src, self.num_dst))
+        return torch.sparse_csr_tensor(ptr_t, col_t, values[perm_t], (self.num_src, self.num_dst),
+                                       check_invariants=False)
 
     def sddmm(self, a: Tensor, b: Tensor, scale: float = 1.0) -> Tensor:
         """``scale * <a_i, b_j>`` on every edge ``j -> i`` (target-sorted order), ``[E]``."""
