@@ -87,7 +87,8 @@ def _plan(q: Tensor, v: Tensor, batch: Optional[Tensor], window: Optional[Tuple[
             f"more than block_elements={block_elements}; use a smaller window or fewer heads "
             f"(or raise block_elements)")
     chunk = max(1, min(width1, block_elements // row))
-    block_q = max(1, min(n, block_elements // (row * chunk)))
+    gathered = h * (width2 + chunk) * (d + v.size(-1))  # keys and values gathered per query
+    block_q = max(1, min(n, block_elements // (row * chunk), block_elements // gathered))
     # working set: ~4 live [B, H, C, W2] blocks, the gathered keys/values, and the outputs
     elem = q.element_size()
     block = 4 * block_q * chunk * row + block_q * h * (width2 + chunk) * 2 * (d + v.size(-1))
@@ -281,7 +282,8 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
         causal (bool, optional): only keys at positions ``<= i`` (default: ``False``).
         batch (Tensor, optional): sorted PyG graph-assignment vector ``[N]``; supports never
             cross graphs (default: one graph).
-        block_elements (int, optional): the most logits held at once (default: ``2**21``).
+        block_elements (int, optional): the most logits, and the most gathered key/value
+            entries, held at once (default: ``2**21``).
             A window whose single row exceeds it, or a plan that exceeds the available memory,
             is a ``ValueError``.
 
