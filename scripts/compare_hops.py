@@ -58,15 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "and selectors, 10 node-classification seeds")
     p.add_argument("--data-root", default=None, help="folder with planetoid/, webkb/, featsel/")
     p.add_argument("--seeds", type=int, default=None,
-                   help="node-classification seeds (default: 3; 10 with --full)")
+                   help="node-classification seeds (default: 2; 10 with --full)")
     p.add_argument("--feature-seeds", type=int, default=1,
                    help="feature-ranking seeds (cross-validation shuffles; default: 1)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="max training epochs (default: 150; 500 with --full)")
+                   help="max training epochs (default: 100; 500 with --full)")
     p.add_argument("--patience", type=int, default=None,
-                   help="early-stopping patience (default: 30; 100 with --full)")
-    p.add_argument("--csbm-nodes", type=int, default=400,
-                   help="nodes of each cSBM graph (default: 400; 1000 with --full)")
+                   help="early-stopping patience (default: 20; 100 with --full)")
+    p.add_argument("--csbm-nodes", type=int, default=300,
+                   help="nodes of each cSBM graph (default: 300; 1000 with --full)")
     p.add_argument("--tiny", action="store_true",
                    help="a seconds-long smoke run (tests): 1 seed, few epochs, small data")
     p.add_argument("--out", default="results", help="folder of the plots (default: results/)")
@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict]]:
         feat_cfg = dict(datasets=FULL_FEATURE_DATASETS, selectors=FULL_FEATURE_SELECTORS,
                         ks=feature_ranking.KS, n_folds=5)
     else:
-        node_cfg = dict(datasets=NODE_DATASETS, models=NODE_MODELS, hops=NODE_HOPS, seeds=3,
-                        epochs=150, patience=30, csbm_nodes=args.csbm_nodes)
+        node_cfg = dict(datasets=NODE_DATASETS, models=NODE_MODELS, hops=NODE_HOPS, seeds=2,
+                        epochs=100, patience=20, csbm_nodes=args.csbm_nodes)
         feat_cfg = dict(datasets=FEATURE_DATASETS, selectors=FEATURE_SELECTORS,
                         ks=FEATURE_KS, n_folds=3)
         if args.tiny:
