@@ -16,7 +16,11 @@ Each row checks that both outputs agree before timing them.
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,62 +54,86 @@ def _inputs(n: int, h: int, d: int, device: str, dtype: torch.dtype) -> list[Ten
     return [torch.randn(n, h, d, device=device, dtype=dtype) for _ in range(5)]
 
 
-def _row(case: str, ours, competitor: str, theirs, device: str, repeat: int) -> dict:
+def cases(quick: bool, device: str, dtype: torch.dtype) -> list[tuple]:
+    """``(case, ours, competitor, theirs)`` with zero-argument callables, inputs from seed 0."""
+    set_seed(0)
+    n, w1, w2, h, d = (256, 32, 8, 1, 32) if quick else (4096, 64, 16, 1, 64)
+    n_all = 24 if quick else 128
+    from simplicial_attention import naive_two_simplicial_attend
+
+    xw = _inputs(n, h, d, device, dtype)
+    xa = _inputs(n_all, h, d, device, dtype)
+    bh = [x.permute(1, 0, 2)[None] for x in xa]  # (1, H, N, D)
+    return [
+        (f"window causal N={n} w1={w1} w2={w2} H={h} D={d} fwd",
+         lambda: simplicial_attention(*xw, window=(w1, w2), causal=True),
+         "naive einsum [N, w1, w2]", lambda: naive_window(*xw, w1, w2)),
+        (f"all pairs causal N={n_all} H={h} D={d} fwd",
+         lambda: simplicial_attention(*xa, causal=True),
+         "simplicial-attention 0.1.6 (PyTorch path)",
+         lambda: naive_two_simplicial_attend(bh[0], (bh[1], bh[2]), (bh[3], bh[4]),
+                                             causal=True)[0].permute(1, 0, 2)),
+    ]
+
+
+def _no_grad(fn) -> Tensor:
     with torch.no_grad():
-        a, b = ours(), theirs()
-    err = float((a.float() - b.float()).abs().max())
-    scale = float(b.float().abs().max()) + 1e-12
-    if not err <= 1e-2 * scale:
-        raise RuntimeError(f"{case}: ours and {competitor} disagree (max abs diff {err:.3g})")
+        return fn()
 
-    def timed(fn):
-        with torch.no_grad():
-            return time_call(fn, repeat=repeat, warmup=1, device=device)
 
-    def peak(fn):
-        def run():
-            if torch.device(device).type == "cpu":
-                # peak_memory forks on the CPU: a forked child must not enter the parent's
-                # OpenMP thread pool (it deadlocks), so it runs single-threaded
-                torch.set_num_threads(1)
-            with torch.no_grad():
-                fn()
-        return peak_memory(run, device=device)
+def measure_peaks(quick: bool, device: str, dtype: torch.dtype) -> list[list[int]]:
+    """``[ours, competitor]`` peak bytes of one forward call per case.
 
-    ours_s, theirs_s = timed(ours), timed(theirs)
-    return {"case": case, "ours_s": ours_s, "competitor": competitor, "competitor_s": theirs_s,
-            "ratio": theirs_s / ours_s, "ours_peak_bytes": peak(ours),
-            "competitor_peak_bytes": peak(theirs), "max_abs_diff": err}
+    CUDA: the allocator's peak. CPU: in a fresh worker process (forking one that already ran
+    OpenMP kernels can deadlock) with a fixed glibc mmap threshold, so freed blocks are
+    returned and cannot hide the next call's memory; per call, the growth of the resident-set
+    high-water mark (reset through ``/proc/self/clear_refs`` after a warm-up call, Linux), as
+    ``bench_attention.py`` measures it."""
+    if torch.device(device).type == "cuda":
+        return [[peak_memory(lambda f=f: _no_grad(f), device=device) for f in (ours, theirs)]
+                for _, ours, _, theirs in cases(quick, device, dtype)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_peak-worker",
+           "1" if quick else "0", str(dtype).replace("torch.", "")]
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_worker(quick: str, dtype: str) -> None:
+    from bench_attention import _proc_kib
+
+    peaks = []
+    for _, ours, _, theirs in cases(quick == "1", "cpu", getattr(torch, dtype)):
+        pair = []
+        for fn in (ours, theirs):
+            _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
+            gc.collect()
+            before = _proc_kib("VmRSS")
+            Path("/proc/self/clear_refs").write_text("5")  # high-water mark := current RSS
+            _no_grad(fn)
+            pair.append((_proc_kib("VmHWM") - before) * 1024)
+        peaks.append(pair)
+    print(json.dumps(peaks))
 
 
 def run(quick: bool = False, device: str = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """Rows ``case, ours_s, competitor, competitor_s, ratio (competitor / ours),
     ours_peak_bytes, competitor_peak_bytes, max_abs_diff`` (forward passes, median times)."""
-    set_seed(0)
-    n, w1, w2, h, d = (256, 32, 8, 1, 32) if quick else (4096, 64, 16, 1, 64)
-    n_all = 24 if quick else 128
+    peaks = measure_peaks(quick, device, dtype)
     repeat = 2 if quick else 5
     rows = []
-    cases = ["window", "all_pairs"]
-    for case in tqdm(cases, desc="bench_simplicial", leave=False):
-        if case == "window":
-            xs = _inputs(n, h, d, device, dtype)
-            rows.append(_row(
-                f"window causal N={n} w1={w1} w2={w2} H={h} D={d} fwd",
-                lambda: simplicial_attention(*xs, window=(w1, w2), causal=True),
-                "naive einsum [N, w1, w2]", lambda: naive_window(*xs, w1, w2), device, repeat))
-        else:
-            from simplicial_attention import naive_two_simplicial_attend
-
-            xs = _inputs(n_all, h, d, device, dtype)
-            bh = [x.permute(1, 0, 2)[None] for x in xs]  # (1, H, N, D)
-            rows.append(_row(
-                f"all pairs causal N={n_all} H={h} D={d} fwd",
-                lambda: simplicial_attention(*xs, causal=True),
-                "simplicial-attention 0.1.6 (PyTorch path)",
-                lambda: naive_two_simplicial_attend(bh[0], (bh[1], bh[2]), (bh[3], bh[4]),
-                                                    causal=True)[0].permute(1, 0, 2),
-                device, repeat))
+    for (case, ours, competitor, theirs), (p_ours, p_theirs) in tqdm(
+            list(zip(cases(quick, device, dtype), peaks)), desc="bench_simplicial", leave=False):
+        a, b = _no_grad(ours), _no_grad(theirs)
+        err = float((a.float() - b.float()).abs().max())
+        if not err <= 1e-2 * (float(b.float().abs().max()) + 1e-12):
+            raise RuntimeError(f"{case}: ours and {competitor} disagree (max abs diff {err:.3g})")
+        ours_s = time_call(lambda: _no_grad(ours), repeat=repeat, warmup=1, device=device)
+        theirs_s = time_call(lambda: _no_grad(theirs), repeat=repeat, warmup=1, device=device)
+        rows.append({"case": case, "ours_s": ours_s, "competitor": competitor,
+                     "competitor_s": theirs_s, "ratio": theirs_s / ours_s,
+                     "ours_peak_bytes": p_ours, "competitor_peak_bytes": p_theirs,
+                     "max_abs_diff": err})
     return rows
 
 
@@ -136,4 +164,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--_peak-worker":
+        _peak_worker(*sys.argv[2:4])
+    else:
+        main()
