@@ -295,7 +295,7 @@ def format_table(rows: Sequence[dict]) -> str:
     models = list(dict.fromkeys((r["model"], r["hops"]) for r in rows))
     models.sort(key=lambda mk: (MODELS.index(mk[0]) if mk[0] in MODELS else len(MODELS),
                                 _hop_key(mk[1])))
-    seeds = sorted({r["seed"] for r in rows})
+    counts = {len(cell["test"]) for cell in cells.values()}
     body = []
     for model, k in models:
         label = f"{model} (K={k})" if k else model
@@ -306,12 +306,15 @@ def format_table(rows: Sequence[dict]) -> str:
                 line.append("—")
                 continue
             text = mean_std(cell["test"], scale=100.0)
+            if len(counts) > 1:
+                text += f" (n={len(cell['test'])})"
             if k and marks.get((model, ds)) == k:
                 text = f"**{text}** {BEST_MARK}"
             line.append(text)
         body.append(line)
     table = markdown_table(["model"] + datasets, body)
-    return (f"{table}\n\nTest accuracy (%), mean ± std over {len(seeds)} seed(s); "
+    over = f"{counts.pop()} seed(s)" if len(counts) == 1 else "n seeds (per cell)"
+    return (f"{table}\n\nTest accuracy (%), mean ± std over {over}; "
             f"{BEST_MARK} = the hop count with the best mean validation accuracy.")
 
 
