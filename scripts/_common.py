@@ -82,6 +82,15 @@ def _cpu_peak_in_child(fn: Callable[[], Any]) -> int:
     return int(data or b"0")
 
 
+def proc_status_bytes(field: str) -> int:
+    """A memory field of ``/proc/self/status`` in bytes (Linux): ``VmRSS`` (resident now) or
+    ``VmHWM`` (resident high-water mark, reset by writing ``5`` to ``/proc/self/clear_refs``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
     """``"m ± s"`` of ``values`` times ``scale`` (sample std; 0 for one value)."""
     vals = [v * scale for v in values]

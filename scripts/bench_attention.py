@@ -37,7 +37,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, peak_memory, set_seed, time_call, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    markdown_table, mean_std, peak_memory, proc_status_bytes, set_seed, time_call, write_rows,
+)
 
 from affgraph.functional import attention  # noqa: E402
 
@@ -140,13 +142,6 @@ def run(cases: Sequence[str] = CASES, *, quick: bool = False, device: str = "cpu
     return rows
 
 
-def _proc_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def measure_peaks(case: str, n: int, heads: int, device: str, dtype: torch.dtype, seed: int,
                   window: int) -> list[int]:
     """Peak bytes of one forward call of ours and of the competitor.
@@ -174,10 +169,10 @@ def _peak_worker(case: str, n: str, heads: str, dtype: str, seed: str, window: s
     for fn in (ours, theirs):
         _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
         gc.collect()
-        before = _proc_kib("VmRSS")
+        before = proc_status_bytes("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS
         _no_grad(fn)
-        peaks.append((_proc_kib("VmHWM") - before) * 1024)
+        peaks.append(proc_status_bytes("VmHWM") - before)
     print(*peaks)
 
 

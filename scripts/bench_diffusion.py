@@ -15,7 +15,7 @@ Four cases (issue 3), each timed against its competitor in the same process and 
 
     python scripts/bench_diffusion.py --quick                # small sizes, seconds
     python scripts/bench_diffusion.py --json bench.json      # the issue's sizes (~10 min on 2 cores)
-    python scripts/bench_diffusion.py --cases appnp --data-root ../shared/data
+    python scripts/bench_diffusion.py --cases appnp --data-root /path/to/data
 """
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, set_seed, time_call, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    markdown_table, mean_std, proc_status_bytes, set_seed, time_call, write_rows,
+)
 
 from affgraph.inffs import inffs_scores  # noqa: E402
 
@@ -113,10 +115,8 @@ def _rss(field: str) -> int:
     ``ru_maxrss`` high-water mark, which on Linux would include the parent's peak (it survives
     fork and exec)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
+        return proc_status_bytes(field)
+    except (OSError, RuntimeError):
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 

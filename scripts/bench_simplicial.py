@@ -29,7 +29,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, peak_memory, set_seed, time_call, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    markdown_table, peak_memory, proc_status_bytes, set_seed, time_call, write_rows,
+)
 
 from affgraph.functional import simplicial_attention  # noqa: E402
 
@@ -100,7 +102,6 @@ def measure_peaks(quick: bool, device: str, dtype: torch.dtype) -> list[list[int
 
 
 def _peak_worker(quick: str, dtype: str) -> None:
-    from bench_attention import _proc_kib
 
     peaks = []
     for _, ours, _, theirs in cases(quick == "1", "cpu", getattr(torch, dtype)):
@@ -108,10 +109,10 @@ def _peak_worker(quick: str, dtype: str) -> None:
         for fn in (ours, theirs):
             _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
             gc.collect()
-            before = _proc_kib("VmRSS")
+            before = proc_status_bytes("VmRSS")
             Path("/proc/self/clear_refs").write_text("5")  # high-water mark := current RSS
             _no_grad(fn)
-            pair.append((_proc_kib("VmHWM") - before) * 1024)
+            pair.append(proc_status_bytes("VmHWM") - before)
         peaks.append(pair)
     print(json.dumps(peaks))
 

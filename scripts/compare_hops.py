@@ -16,7 +16,7 @@ real datasets (Planetoid, WebKB, the 22 feature-selection sets) and needs a data
 (``--data-root`` or ``$AFFGRAPH_DATA``).
 
     python scripts/compare_hops.py                                  # embedded data, < 3 min
-    python scripts/compare_hops.py --full --data-root ../shared/data
+    python scripts/compare_hops.py --full --data-root /path/to/data
 """
 from __future__ import annotations
 

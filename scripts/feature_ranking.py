@@ -14,7 +14,7 @@ supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` nei
 ``relieff``, ``laplacian`` (affgraph.baselines), ``random``.
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
-    python scripts/feature_ranking.py --data-root ../shared/data           # 22 .mat + embedded
+    python scripts/feature_ranking.py --data-root /path/to/data           # 22 .mat + embedded
     python scripts/feature_ranking.py --datasets breast_cancer planted --selectors baselines inffs
 """
 from __future__ import annotations

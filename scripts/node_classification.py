@@ -9,7 +9,7 @@ accuracy (ties broken by the validation loss); the test accuracy is read at the 
 validation epoch. Prints a Markdown table of test accuracy (mean ± std over seeds), writes a
 plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one per run).
 
-    python scripts/node_classification.py --data-root ../shared/data          # everything, 10 seeds
+    python scripts/node_classification.py --data-root /path/to/data          # everything, 10 seeds
     python scripts/node_classification.py --datasets Cora --models GCN AffinityAttention --hops 1 4 inf
     python scripts/node_classification.py --quick                               # a tiny cSBM smoke run
 """

@@ -5,7 +5,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from _common import markdown_table, mean_std, peak_memory, set_seed, time_call, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    markdown_table, mean_std, peak_memory, proc_status_bytes, set_seed, time_call, write_rows,
+)
 
 
 def test_mean_std_hand_computed():
@@ -41,3 +43,12 @@ def test_time_and_peak_memory_measure_something():
     # a 400 MB allocation touched in full must show up (ru_maxrss is in KiB on Linux)
     grow = peak_memory(lambda: torch.ones(100_000_000).sum())
     assert grow >= 300 * 2**20
+
+
+def test_proc_status_bytes_tracks_an_allocation():
+    before = proc_status_bytes("VmRSS")
+    x = torch.ones(50_000_000)  # 200 MB, touched
+    grown = proc_status_bytes("VmRSS") - before
+    assert 150 * 2**20 <= grown <= 400 * 2**20
+    assert proc_status_bytes("VmHWM") >= proc_status_bytes("VmRSS")
+    del x
