@@ -45,12 +45,21 @@ def time_call(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1,
     return statistics.median(times)
 
 
-def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:
-    """Peak bytes allocated while ``fn()`` runs.
+def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None, *,
+                warmup: bool = True) -> int:
+    """Peak bytes of working memory of one ``fn()`` call.
 
-    On a GPU: the CUDA allocator's peak above what was allocated before. On the CPU: the growth
-    of the resident-set high-water mark of a forked child that runs ``fn`` alone (so earlier
-    peaks of this process do not hide it; POSIX only)."""
+    On a GPU: the CUDA allocator's peak above what was allocated before the call. On the CPU
+    (Linux): the growth of this process's resident-set high-water mark over the resident set
+    before the call, the mark being reset through ``/proc/self/clear_refs``. ``warmup`` runs
+    ``fn`` once first, so one-time allocations (caches, thread pools) are not counted. No
+    process is forked (forking after torch's OpenMP pool has started can deadlock); for a
+    figure that earlier allocations of this process cannot distort, call it in a fresh worker
+    process started with ``MALLOC_MMAP_THRESHOLD_=131072``, so glibc returns freed blocks.
+    """
+    if warmup:
+        fn()
+    gc.collect()
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -58,28 +67,10 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None)
         fn()
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated() - base)
-    return _cpu_peak_in_child(fn)
-
-
-def _cpu_peak_in_child(fn: Callable[[], Any]) -> int:
-    import os
-    import resource
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: measure the high-water mark growth of this process alone
-        os.close(r)
-        gc.collect()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        fn()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        os.write(w, str((after - before) * 1024).encode())
-        os._exit(0)
-    os.close(w)
-    data = os.read(r, 64)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return int(data or b"0")
+    before = proc_status_bytes("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS
+    fn()
+    return max(0, proc_status_bytes("VmHWM") - before)
 
 
 def proc_status_bytes(field: str) -> int:

@@ -23,7 +23,6 @@ median per seed) and reports mean ± std over ``--seeds`` (new inputs per seed).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    markdown_table, mean_std, peak_memory, proc_status_bytes, set_seed, time_call, write_rows,
+    markdown_table, mean_std, peak_memory, set_seed, time_call, write_rows,
 )
 
 from affgraph.functional import attention  # noqa: E402
@@ -165,14 +164,7 @@ def measure_peaks(case: str, n: int, heads: int, device: str, dtype: torch.dtype
 def _peak_worker(case: str, n: str, heads: str, dtype: str, seed: str, window: str) -> None:
     ours, _, theirs = make_case(case, int(n), int(heads), "cpu", getattr(torch, dtype), int(seed),
                                 int(window))
-    peaks = []
-    for fn in (ours, theirs):
-        _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
-        gc.collect()
-        before = proc_status_bytes("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS
-        _no_grad(fn)
-        peaks.append(proc_status_bytes("VmHWM") - before)
+    peaks = [peak_memory(lambda f=f: _no_grad(f)) for f in (ours, theirs)]
     print(*peaks)
 
 

@@ -40,7 +40,7 @@ def test_time_and_peak_memory_measure_something():
     calls = []
     t = time_call(lambda: calls.append(1), repeat=3, warmup=2)
     assert len(calls) == 5 and t >= 0.0
-    # a 400 MB allocation touched in full must show up (ru_maxrss is in KiB on Linux)
+    # a 400 MB allocation touched in full must show up in the reset high-water mark
     grow = peak_memory(lambda: torch.ones(100_000_000).sum())
     assert grow >= 300 * 2**20
 
