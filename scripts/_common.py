@@ -5,6 +5,7 @@ script runs; tests add it explicitly).
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import gc
 import json
@@ -110,3 +111,49 @@ def write_rows(rows: list[dict], *, csv_path: str | None = None, json_path: str 
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def add_output_args(p: argparse.ArgumentParser, *, row: str = "run", plot: str = "plot",
+                    threads: int | None = 1) -> None:
+    """The output and runtime options the comparison scripts share: ``--out``, ``--no-plot``,
+    ``--csv``, ``--json`` (rewritten as the run goes, so a cut run keeps what it finished),
+    ``--load`` (tabulate saved rows, run nothing), ``--threads``, ``--device`` and
+    ``--no-progress``. ``row`` names what one row is, ``plot`` what the folder holds."""
+    p.add_argument("--out", default="results", help=f"folder of the {plot} (default: results/)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--csv", default=None, help=f"write one row per {row} to this CSV file")
+    p.add_argument("--json", default=None, help=f"write one row per {row} to this JSON file "
+                   "(rewritten as the run goes, so a cut run keeps what it finished)")
+    p.add_argument("--load", nargs="+", default=None, metavar="JSON",
+                   help="tabulate and plot the rows saved by --json (one or more files, "
+                        "concatenated); run nothing")
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"torch CPU threads (default: {threads or 'torch decides'})")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def load_rows(paths: Sequence[str]) -> list[dict]:
+    """The rows of one or more JSON files written by ``--json``, concatenated; a clear
+    ``SystemExit`` for a missing or malformed file."""
+    rows: list[dict] = []
+    for path in paths:
+        try:
+            part = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"error: cannot read rows from {path}: {err}") from None
+        if not isinstance(part, list) or not all(isinstance(r, dict) for r in part):
+            raise SystemExit(f"error: {path} does not hold a JSON list of rows")
+        rows += part
+    return rows
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, or a clear ``SystemExit`` when it is not usable here."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise SystemExit(f"error: bad --device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {name} asked for, but CUDA is not available here")
+    return device

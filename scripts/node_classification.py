@@ -16,7 +16,6 @@ plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one pe
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -34,7 +33,9 @@ from torch_geometric.utils import to_undirected
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, set_seed, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    add_output_args, load_rows, markdown_table, mean_std, resolve_device, set_seed, write_rows,
+)
 from _models import HOP_MODELS, MODELS, build_model  # noqa: E402
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
@@ -145,8 +146,9 @@ def _accuracy(logits: Tensor, y: Tensor, mask: Tensor) -> float:
 
 
 def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
-               epochs: int = 500, patience: int = 100, seed: int = 0) -> dict:
-    """Train one model on one graph; the accuracies at the best validation epoch.
+               epochs: int = 500, patience: int = 100, seed: int = 0,
+               device: torch.device | str = "cpu") -> dict:
+    """Train one model on one graph (on ``device``); the accuracies at the best validation epoch.
 
     The best epoch has the highest validation accuracy (ties: the lowest validation loss);
     training stops after ``patience`` epochs that improve neither.
@@ -154,6 +156,8 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     set_seed(seed)
     num_classes = int(data.y.max()) + 1
     model, opt = build_model(model_name, data.num_features, num_classes, hops)
+    model = model.to(device)  # in place: the optimiser's parameters move with it
+    data = data.to(device)
     x, ei, y = data.x, data.edge_index, data.y
     best = (-1.0, math.inf)
     best_val_loss = math.inf
@@ -203,7 +207,7 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
 def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         hops: Sequence[int | float] = HOPS, seeds: int | Sequence[int] = 10,
         data_root: str | os.PathLike | None = None, epochs: int = 500, patience: int = 100,
-        csbm_nodes: int = 1000, progress: bool = True,
+        csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
         on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
@@ -217,6 +221,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         epochs, patience: training length and early-stopping patience.
         csbm_nodes: nodes of each cSBM graph.
         progress: show a tqdm progress bar.
+        device: the torch device that trains the models.
         on_dataset_done: called with the rows so far after each dataset (checkpointing).
 
     Returns:
@@ -243,7 +248,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
                     bar.set_postfix_str(f"{name} {model_name}{' K=' + hop_label(k) if k else ''} "
                                         f"seed {seed}")
                     res = train_eval(model_name, data, hops=k, epochs=epochs,
-                                     patience=patience, seed=seed)
+                                     patience=patience, seed=seed, device=device)
                     rows.append({"dataset": name, "model": model_name, "hops": hop_label(k),
                                  "seed": seed, **res})
                     bar.update()
@@ -389,17 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csbm-nodes", type=int, default=1000)
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: cSBM only, 2 seeds, 30 epochs, hops 1 2 inf")
-    p.add_argument("--out", default="results", help="folder of the plot (default: results/)")
-    p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--csv", default=None, help="write one row per run to this CSV file")
-    p.add_argument("--json", default=None, help="write one row per run to this JSON file "
-                   "(rewritten after each dataset, so a cut run keeps what it finished)")
-    p.add_argument("--load", nargs="+", default=None, metavar="JSON",
-                   help="print the table and plot of the rows saved by --json (one or more "
-                        "files, concatenated); run nothing")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default: 1; more threads slow down a shared CPU)")
-    p.add_argument("--no-progress", action="store_true")
+    add_output_args(p, row="run", plot="plot")
     return p
 
 
@@ -414,12 +409,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         if args.hops == [hop_label(k) for k in HOPS]:
             args.hops = ["1", "2", "inf"]
     if args.load:
-        rows = []
-        for path in args.load:
-            try:
-                rows += json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise SystemExit(f"error: cannot read rows from {path}: {err}") from None
+        rows = load_rows(args.load)
         print(format_table(rows))
         if not args.no_plot:
             print(f"plot: {plot_hops(rows, Path(args.out) / 'node_classification_hops.png')}")
@@ -435,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
-               progress=not args.no_progress,
+               progress=not args.no_progress, device=resolve_device(args.device),
                on_dataset_done=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
     print(format_table(rows))
     write_rows(rows, csv_path=args.csv, json_path=args.json)

@@ -2,6 +2,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -52,3 +53,31 @@ def test_proc_status_bytes_tracks_an_allocation():
     assert 150 * 2**20 <= grown <= 400 * 2**20
     assert proc_status_bytes("VmHWM") >= proc_status_bytes("VmRSS")
     del x
+
+
+def test_load_rows_concatenates_and_rejects_bad_files(tmp_path):
+    from _common import load_rows
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text('[{"x": 1}]')
+    b.write_text('[{"x": 2}, {"x": 3}]')
+    assert [r["x"] for r in load_rows([str(a), str(b)])] == [1, 2, 3]
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read rows"):
+        load_rows([str(tmp_path / "bad.json")])
+    (tmp_path / "obj.json").write_text('{"x": 1}')
+    with pytest.raises(SystemExit, match="list of rows"):
+        load_rows([str(tmp_path / "obj.json")])
+    with pytest.raises(SystemExit, match="cannot read rows"):
+        load_rows([str(tmp_path / "missing.json")])
+
+
+def test_resolve_device_errors_clearly():
+    from _common import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(SystemExit, match="bad --device"):
+        resolve_device("nonsense")
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="CUDA is not available"):
+            resolve_device("cuda")
