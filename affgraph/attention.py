@@ -218,9 +218,11 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
     the previous hop's output. :math:`\rho(\mathbf{S}) \le 1` (row-stochastic), so Katz needs
     ``r < 1``.
 
-    Attention-weight dropout: on an explicit support it is drawn once for :math:`\mathbf{S}`; on
-    an implicit one it is drawn per hop for finite ``K`` and not applied for ``hops=math.inf``
-    (the solve needs one fixed operator).
+    Attention-weight dropout (finite ``K`` only): on an explicit support it is drawn once for
+    :math:`\mathbf{S}`, on an implicit one per hop. For ``hops=math.inf`` it is never applied,
+    on any support: the closed form is the solve of :math:`(\mathbf{I} - c\mathbf{S})` with the
+    row-stochastic :math:`\mathbf{S}` (:math:`\rho(\mathbf{S}) = 1`), and a dropped-out,
+    rescaled :math:`\mathbf{S}` is neither row-stochastic nor one fixed operator.
 
     Args:
         q, k, v, edge_index, batch, causal, window, dropout_p: as in :func:`attention`
@@ -250,12 +252,12 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
                          f"k has {k.size(0)}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    p = 0.0 if hops == math.inf else dropout_p  # the closed form solves with the exact S
     support = _supports.resolve(edge_index, causal, window)
     if n == 0:
         return v.new_zeros(0, v.size(1), v.size(2))
     if support.implicit:
         check_batch(batch, n)
-        p = 0.0 if hops == math.inf else dropout_p
 
         def apply_s(x: Tensor) -> Tensor:
             return attention(q, k, x, batch=batch, causal=causal, window=window, dropout_p=p)
@@ -266,8 +268,8 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
         csr = CSR.from_edge_index(support.edge_index, n, n)
         scale = 1.0 / math.sqrt(q.size(2)) if q.size(2) > 0 else 1.0
         s = _edge_softmax(q, k, csr, scale)
-        if dropout_p > 0:
-            s = F.dropout(s, dropout_p, True)
+        if p > 0:
+            s = F.dropout(s, p, True)
 
         def apply_s(x: Tensor) -> Tensor:
             return spmm(csr, s, x)

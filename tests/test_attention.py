@@ -262,6 +262,21 @@ def test_infinite_hops_match_closed_form(support):
     torch.testing.assert_close(out, katz.transpose(0, 1), atol=1e-7, rtol=1e-7)
 
 
+@pytest.mark.parametrize("support", ["edges", "complete"])
+def test_infinite_hops_ignore_dropout_finite_hops_apply_it(support):
+    """The closed form solves with the exact row-stochastic S on every support."""
+    n = 8
+    q, k, v = qkv(n)
+    kw = dict(edge_index=random_edges(n, n, 30, seed=2)) if support == "edges" else dict()
+    exact = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, **kw)
+    torch.manual_seed(0)
+    dropped = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, dropout_p=0.5, **kw)
+    assert torch.equal(dropped, exact)
+    torch.manual_seed(0)  # finite K does apply it (the argument is not silently ignored)
+    assert not torch.allclose(attention_diffusion(q, k, v, hops=3, dropout_p=0.5, **kw),
+                              attention_diffusion(q, k, v, hops=3, **kw))
+
+
 def test_one_hop_is_plain_attention_and_bad_hops():
     q, k, v = qkv(6)
     assert torch.equal(attention_diffusion(q, k, v, hops=1, coeffs="heat"), attention(q, k, v))

@@ -41,7 +41,10 @@ class AffinityAttention(MessagePassing):
         heads (int): number of heads. (default: ``1``)
         concat (bool): concatenate the heads (else average them). (default: :obj:`True`)
         beta (bool): gated skip connection as in ``TransformerConv``. (default: :obj:`False`)
-        dropout (float): dropout on the attention weights in training. (default: ``0.0``)
+        dropout (float): dropout on the attention weights :math:`S_{ij}` in training, for
+            finite ``hops`` only: with ``hops=math.inf`` it is not applied (the closed form
+            solves with the exact row-stochastic :math:`\mathbf{S}`; train and eval outputs
+            agree). (default: ``0.0``)
         bias (bool): biases of the linear maps. (default: :obj:`True`)
         root_weight (bool): add the skip term :math:`\mathbf{W}_1 \mathbf{x}_i`.
             (default: :obj:`True`)
@@ -124,7 +127,8 @@ class AffinityAttention(MessagePassing):
         query = self.lin_query(x_dst).view(-1, h, c)  # (N_dst, H, C)
         key = self.lin_key(x_src).view(-1, h, c)  # (N_src, H, C)
         value = self.lin_value(x_src).view(-1, h, c)
-        p = self.dropout if self.training else 0.0
+        # no attention dropout for the closed form (hops=inf): it solves with the exact S
+        p = self.dropout if self.training and self.hops != math.inf else 0.0
         window = self.window if edge_index is None else None
         att = None
         if self.hops == 1:

@@ -103,6 +103,32 @@ def test_infinite_hops_layer_matches_closed_form():
     torch.testing.assert_close(aa(x.double()), dense_oracle(aa, x, full, theta), atol=1e-7, rtol=1e-7)
 
 
+@pytest.mark.parametrize("support", ["edges", "complete", "window"])
+def test_infinite_hops_apply_no_attention_dropout(support):
+    """hops=inf solves with the exact S: train mode with dropout > 0 is the float64 closed form."""
+    x, ei = graph()
+    ei = torch.unique(ei, dim=1)
+    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, alpha=0.3, dropout=0.5,
+                           window=2 if support == "window" else None).double()
+    n = x.size(0)
+    if support == "edges":
+        mask = torch.zeros(n, n, dtype=torch.bool)
+        mask[ei[1], ei[0]] = True
+    else:
+        idx = torch.arange(n)
+        mask = (idx[:, None] - idx[None, :]).abs() <= (2 if support == "window" else n)
+    theta = [0.3 * 0.7 ** k for k in range(150)]  # 0.7^150 ~ 5e-24: the closed form in float64
+    ref = dense_oracle(aa, x, mask, theta)
+    arg = ei if support == "edges" else None
+    aa.train()
+    torch.manual_seed(0)
+    out = aa(x.double(), arg)
+    # the layer's solve stops at a relative residual of 1e-6; dropout would move outputs by O(1)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    aa.eval()
+    assert torch.equal(out, aa(x.double(), arg))
+
+
 def test_gradients_reach_all_parameters_and_learnable_coeffs():
     x, ei = graph()
     for hops in (2, math.inf):
