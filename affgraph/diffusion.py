@@ -326,6 +326,11 @@ def _implicit_solve(apply_A: ApplyA, b: Tensor, c: float, *, symmetric: bool, to
     graph to ``b`` and to whatever ``apply_A`` closes over, and a hook on its gradient solves the
     adjoint system :math:`(I - cA^\top) g = \partial L/\partial y` with vector-Jacobian
     products of ``apply_A``.
+
+    Gradients that autograd leaves undefined pass through: an undefined (``None``) incoming
+    :math:`\partial L/\partial y` stays undefined (it means zero, and the adjoint of zero is
+    zero), and an ``apply_A`` whose output does not depend on its input (e.g. a graph without
+    edges, :math:`A = 0`) has a zero vector-Jacobian product, so :math:`g = \partial L/\partial y`.
     """
     y_star = solve_linear(lambda v: v - c * apply_A(v), b.detach(), symmetric=symmetric,
                           tol=tol, max_iter=max_iter)
@@ -335,14 +340,18 @@ def _implicit_solve(apply_A: ApplyA, b: Tensor, c: float, *, symmetric: bool, to
     if not y.requires_grad:
         return y.detach()
 
-    def hook(grad: Tensor) -> Tensor:
+    def hook(grad: Optional[Tensor]) -> Optional[Tensor]:
+        if grad is None:  # an undefined gradient (zero): its adjoint solve is zero too
+            return None
         z = y_star.detach().requires_grad_(True)
         with torch.enable_grad():
             Az = apply_A(z)
+        if not Az.requires_grad:  # A x does not depend on x: A = 0, (I - cA^T) g = grad
+            return grad
 
         def adjoint(v: Tensor) -> Tensor:
-            (vjp,) = torch.autograd.grad(Az, z, v, retain_graph=True)
-            return v - c * vjp
+            (vjp,) = torch.autograd.grad(Az, z, v, retain_graph=True, allow_unused=True)
+            return v if vjp is None else v - c * vjp
 
         return solve_linear(adjoint, grad, symmetric=symmetric, tol=tol, max_iter=max_iter)
 

@@ -187,6 +187,55 @@ def test_inf_gradients_match_dense_solve(symmetric):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
 
 
+class _NoGrad(torch.autograd.Function):
+    """Identity whose backward gives its input an undefined (None) gradient."""
+
+    @staticmethod
+    def forward(ctx, y):
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
+def test_inf_backward_with_undefined_and_partial_gradients():
+    A0 = _rand_A(7, symmetric=False, seed=6)
+    c = 0.6 / _rho(A0)
+    I = torch.eye(7, dtype=torch.float64)
+    x0 = torch.randn(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    rho = _rho(A0)
+
+    def ours(A, x):
+        return propagate(lambda v: A @ v, x, hops=math.inf, coeffs="katz", r=c, rho=rho,
+                         tol=1e-13)
+
+    def dense(A, x):
+        return torch.linalg.solve(I - c * A, c * A @ x)
+
+    # 1. the solve's output gets an undefined gradient: nothing flows to A, x keeps its own
+    A, x = A0.clone().requires_grad_(), x0.clone().requires_grad_()
+    loss = _NoGrad.apply(ours(A, x)).sum() + (3 * x).sum()
+    gx, gA = torch.autograd.grad(loss, (x, A), allow_unused=True)
+    torch.testing.assert_close(gx, torch.full_like(x0, 3.0))
+    assert gA is None or not bool(gA.any())
+    # 2. only some inputs require a gradient, only one output column is used
+    for need_A, need_x in ((True, False), (False, True)):
+        grads = []
+        for f in (ours, dense):
+            A = A0.clone().requires_grad_(need_A)
+            x = x0.clone().requires_grad_(need_x)
+            (g,) = torch.autograd.grad(f(A, x)[:, 1].square().sum(), A if need_A else x)
+            grads.append(g)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-8, atol=1e-9)
+    # 3. an operator that ignores its input (A = 0): y = alpha x, dy/dx = alpha
+    x = x0.clone().requires_grad_()
+    y = propagate(lambda v: torch.zeros_like(v), x, hops=math.inf, coeffs="ppr", alpha=0.3,
+                  rho=0.0)
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(gx, torch.full_like(x0, 0.3))
+
+
 def test_divergent_decay_is_an_error():
     A = _rand_A(6, symmetric=False, seed=6)
     rho = _rho(A)
