@@ -20,20 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from affgraph import supports as _supports
-from affgraph._checks import check_batch, check_edge_index
+from affgraph._checks import check_batch, check_edge_index, check_finite
 from affgraph._csr import CSR, csr_attention, edge_softmax as _edge_softmax, to_user_order
 
 AttentionResult = Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]
 
 #: smallest block of the blocked sliding-window attention
 MIN_WINDOW_BLOCK = 32
-
-
-def check_finite(name: str, x: Tensor) -> None:
-    """Raise if ``x`` holds NaN/inf, at the cost of one reduction: a NaN/inf makes the sum
-    non-finite; only then (or on overflow of a finite sum) is the elementwise test run."""
-    if x.numel() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf values")
 
 
 def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
