@@ -6,11 +6,19 @@ Clift et al. 2019, "Logic and the 2-Simplicial Transformer"; Roy et al. 2025, "F
 trilinear and the message of a pair is the elementwise product of two values; one hop.
 
 Every support here is a product of two contiguous index ranges ``J(i) x L(i)`` inside the graph
-of ``i`` (all pairs, causal, or a sliding window), so the pairs of a block of queries are
-gathered from ``[lo(i), lo(i) + width)`` and masked. The logits are never materialised beyond one
-``[B, H, C, W2]`` block: an online softmax runs over chunks of ``C`` keys ``j`` (as flash
-attention does over keys), and the backward pass recomputes each block from the saved
-log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block. All-pair supports over graphs of
+of ``i`` (all pairs, causal, or a sliding window). For a sliding window the keys of query ``i``
+are rows ``i - w + 1 .. i + w - 1`` of the zero-padded key tensor, so a block of ``B``
+consecutive queries reads them as a strided ``unfold`` view ``[B, H, D, W]`` (no gather, no
+Python loop over positions); for all pairs they are gathered from ``[lo(i), lo(i) + width)``.
+Keys outside the support get an additive ``-inf`` (only in blocks that have any). Per block the
+logits are two batched matmuls, ``a[b, :, t, u] = k1_{j_t}^T (q_b * k2_{l_u}) / sqrt(D)`` (the
+narrower window, ``w2 <= w1``, carries ``q``; the form is symmetric, so the caller swaps), and
+the output is ``o_b = sum_u v2_{l_u} * (sum_t p[b, t, u] v1_{j_t}) / s_b``. The logits are never
+materialised beyond one ``[B, H, C, W2]`` block: an online softmax runs over chunks of ``C``
+keys ``j`` (as flash attention does over keys), and the backward pass recomputes each block
+from the saved log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block. On the CPU a block
+holds about ``CPU_TILE_ELEMENTS`` logits (cache-sized tiles; ``block_elements`` stays the hard
+bound). All-pair supports over graphs of
 equal size whose whole ``[B, H, L, L, L]`` logits fit in one block (short sequences in a batch)
 take a dense ``einsum`` path with plain autograd instead.
 """
@@ -27,17 +35,30 @@ from affgraph._checks import check_batch, check_tensor
 
 __all__ = ["simplicial_attention"]
 
-DEFAULT_BLOCK_ELEMENTS = 1 << 21
+DEFAULT_BLOCK_ELEMENTS = 1 << 21  # CPU default: 8 MiB of float32 logits per block
+DEFAULT_BLOCK_ELEMENTS_GPU = 1 << 25  # GPU default: fewer, larger blocks (fewer kernel launches)
+CPU_TILE_ELEMENTS = 1 << 17  # logits per block on the CPU: a [B, H, C, W2] tile that stays in L2
+
+
+class _Side(NamedTuple):
+    """Where the keys of one factor (``j`` or ``l``) of every query live.
+
+    Sliding windows (``pad >= 0``): key ``t`` of query ``i`` is row ``i + t`` of the key tensor
+    padded with ``pad`` zero rows in front, so a block of queries reads a strided ``unfold``
+    view, no copy. All pairs (``pad < 0``): rows ``lo(i) + t``, gathered. Either way key ``t``
+    is in the support iff ``skip(i) <= t < skip(i) + cnt(i)``."""
+    pad: int  # front padding of the window source, or -1 for the gather source
+    back: int  # back padding of the window source
+    width: int  # keys t per query
+    lo: Tensor  # [N] first key of the support (original index)
+    skip: Tensor  # [N] first t inside the support
+    cnt: Tensor  # [N] number of keys in the support
 
 
 class _Plan(NamedTuple):
-    lo1: Tensor  # [N] first key j of each query's support
-    cnt1: Tensor  # [N] number of keys j
-    lo2: Tensor  # [N] first key l
-    cnt2: Tensor  # [N] number of keys l
-    width2: int  # max cnt2
-    block_q: int  # queries per block
-    chunk: int  # keys j per chunk
+    side1: _Side  # keys j (chunked)
+    side2: _Side  # keys l (whole window per block)
+    blocks: list  # (b0, b1, [(c0, c), ...], masked) per block of queries
 
 
 def _ranges(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
@@ -60,6 +81,16 @@ def _ranges(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
     return lo, hi - lo + 1
 
 
+def _side(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
+          device: torch.device) -> _Side:
+    lo, cnt = _ranges(n, batch, w, causal, device)
+    if w is None:
+        return _Side(-1, 0, int(cnt.max()), lo, torch.zeros_like(lo), cnt)
+    base = torch.arange(n, device=device) - (w - 1)  # key t = 0 of query i is row i - (w - 1)
+    width = w if causal else 2 * w - 1
+    return _Side(w - 1, 0 if causal else w - 1, width, lo, lo - base, cnt)
+
+
 def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
@@ -76,138 +107,211 @@ def _available_bytes(device: torch.device) -> int:
 def _plan(q: Tensor, v: Tensor, batch: Optional[Tensor], window: Optional[Tuple[int, int]],
           causal: bool, block_elements: int) -> _Plan:
     n, h, d = q.shape
+    dv = v.size(-1)
     w1, w2 = (None, None) if window is None else window
-    lo1, cnt1 = _ranges(n, batch, w1, causal, q.device)
-    lo2, cnt2 = _ranges(n, batch, w2, causal, q.device)
-    width1, width2 = int(cnt1.max()), int(cnt2.max())
+    side1 = _side(n, batch, w1, causal, q.device)
+    side2 = _side(n, batch, w2, causal, q.device)
+    width1, width2 = side1.width, side2.width
     row = h * width2  # logits of one query and one key j
     if row > block_elements:
         raise ValueError(
             f"simplicial_attention cannot fit: one query row needs heads * w2 = {row} logits, "
             f"more than block_elements={block_elements}; use a smaller window or fewer heads "
             f"(or raise block_elements)")
-    chunk = max(1, min(width1, block_elements // row))
-    gathered = h * (width2 + chunk) * (d + v.size(-1))  # keys and values gathered per query
-    block_q = max(1, min(n, block_elements // (row * chunk), block_elements // gathered))
-    # working set: ~4 live [B, H, C, W2] blocks, the gathered keys/values, and the outputs
-    elem = q.element_size()
-    block = 4 * block_q * chunk * row + block_q * h * (width2 + chunk) * 2 * (d + v.size(-1))
-    need = elem * (block + 3 * n * h * (d + v.size(-1)))
+    # speed: on the CPU a tile of CPU_TILE_ELEMENTS logits (cache-sized); memory: at most
+    # block_elements logits, and as many key/value/product entries, per block
+    tile = block_elements if q.device.type != "cpu" else min(block_elements, CPU_TILE_ELEMENTS)
+    chunk = max(1, min(width1, tile // row))
+    per_query = h * (width2 + chunk) * (d + dv)  # gathered/copied keys, values and products
+    block_q = max(1, min(n, tile // (row * chunk), block_elements // per_query))
+    elem = 4 if q.dtype in (torch.float16, torch.bfloat16) else q.element_size()  # fp32 compute
+    block = 4 * block_q * chunk * row + 2 * block_q * per_query
+    need = elem * (block + 6 * (n + 2 * max(side1.pad, side2.pad, 0)) * h * (d + dv))
     avail = _available_bytes(q.device)
     if need > avail:
         raise ValueError(
             f"simplicial_attention cannot fit: needs about {need / 2**20:.0f} MiB, "
             f"{avail / 2**20:.0f} MiB available on {q.device}; lower block_elements or N")
-    return _Plan(lo1, cnt1, lo2, cnt2, width2, block_q, chunk)
+    # one host transfer: per block, its largest needed j and whether any key must be masked
+    full1 = (side1.skip == 0) & (side1.cnt == width1)
+    full2 = (side2.skip == 0) & (side2.cnt == width2)
+    nb = -(-n // block_q)
+    per_block = torch.zeros(2, nb * block_q, dtype=torch.long, device=q.device)
+    per_block[0, :n] = side1.skip + side1.cnt
+    per_block[1, :n] = ~(full1 & full2)
+    need1, masked = per_block.view(2, nb, block_q).amax(-1).tolist()
+    blocks = []
+    for b0, c1, m in zip(range(0, n, block_q), need1, masked):
+        chunks = [(c0, min(chunk, c1 - c0)) for c0 in range(0, c1, chunk)]
+        blocks.append((b0, min(n, b0 + block_q), chunks, bool(m)))
+    return _Plan(side1, side2, blocks)
 
 
-def _gather(x: Tensor, lo: Tensor, offset: int, width: int, cnt: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Rows ``lo + offset + t`` (t < width) of ``x`` as ``[B, H, width, F]``, their index, and
-    an additive mask ``[B, width]`` (0 inside the support, -inf outside)."""
-    t = offset + torch.arange(width, device=x.device)
-    valid = t[None, :] < cnt[:, None]  # [B, width]
-    idx = (lo[:, None] + t[None, :]).clamp(max=x.size(0) - 1)
-    bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(~valid, -math.inf)
-    return x[idx].transpose(1, 2), idx, bias
+def _source(x: Tensor, side: _Side) -> Tensor:
+    """The tensor keys are read from: ``x`` padded with zero rows (windows) or ``x`` itself."""
+    if side.pad < 0:
+        return x
+    return torch.nn.functional.pad(x, (0, 0, 0, 0, side.pad, side.back))
 
 
-def _blocks(plan: _Plan, n: int):
-    for b0 in range(0, n, plan.block_q):
-        b1 = min(n, b0 + plan.block_q)
-        c1 = int(plan.cnt1[b0:b1].max())
-        yield b0, b1, [(c0, min(plan.chunk, c1 - c0)) for c0 in range(0, c1, plan.chunk)]
+def _keys(src: Tensor, side: _Side, b0: int, b1: int, c0: int, c: int) -> Tensor:
+    """Keys ``t in [c0, c0 + c)`` of queries ``b0 .. b1 - 1`` as ``[B, H, F, c]`` (a view for
+    windows, a gather for all pairs)."""
+    if side.pad >= 0:
+        return src.unfold(0, side.width, 1)[b0:b1, :, :, c0:c0 + c]
+    return src[_rows(src, side, b0, b1, c0, c)].permute(0, 2, 3, 1)
+
+
+def _rows(src: Tensor, side: _Side, b0: int, b1: int, c0: int, c: int) -> Tensor:
+    """Row of ``src`` of key ``t`` of every query of the block, ``[B, c]``."""
+    t = c0 + torch.arange(c, device=src.device)
+    if side.pad >= 0:
+        return torch.arange(b0, b1, device=src.device)[:, None] + t
+    return (side.lo[b0:b1, None] + t).clamp(max=src.size(0) - 1)
+
+
+def _bias(side: _Side, b0: int, b1: int, c0: int, c: int, dtype: torch.dtype) -> Tensor:
+    """Additive mask ``[B, c]``: 0 for keys in the support, ``-inf`` outside."""
+    t = c0 + torch.arange(c, device=side.lo.device)
+    skip, cnt = side.skip[b0:b1, None], side.cnt[b0:b1, None]
+    inside = (t >= skip) & (t < skip + cnt)
+    return torch.zeros(inside.shape, dtype=dtype, device=inside.device).masked_fill_(~inside, -math.inf)
+
+
+def _scatter(grad_src: Tensor, g: Tensor, side: _Side, b0: int, b1: int, c0: int) -> None:
+    """``grad_src[row(i, t)] += g[i, :, :, t]`` for ``g`` of shape ``[B, H, F, c]``.
+
+    Windows: one strided add per key offset (or per query, whichever is fewer), no atomics, so
+    the result is deterministic on every device. All pairs: ``index_add_``."""
+    bsz, c = g.size(0), g.size(-1)
+    if side.pad >= 0:
+        if c <= bsz:
+            for t in range(c):
+                grad_src[b0 + c0 + t:b1 + c0 + t].add_(g[..., t])
+        else:
+            for b in range(bsz):
+                grad_src[b0 + b + c0:b0 + b + c0 + c].add_(g[b].permute(2, 0, 1))
+        return
+    rows = _rows(grad_src, side, b0, b1, c0, c).reshape(-1)
+    grad_src.index_add_(0, rows, g.permute(0, 3, 1, 2).reshape(bsz * c, *g.shape[1:3]))
 
 
 def _forward(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
              plan: _Plan) -> Tuple[Tensor, Tensor]:
+    """Output ``[N, H, Dv]`` and log-sum-exp ``[N, H]`` (``-inf`` for an empty support).
+
+    Per block of queries: ``qk2 = (q / sqrt(D)) * k2_l`` (the narrower window carries ``q``),
+    logits of a chunk of keys ``j`` as one batched matmul ``k1_j^T qk2``, an online softmax over
+    the chunks, and ``acc_l += sum_j p_ijl v1_j`` (a second batched matmul), so that
+    ``o_i = sum_l v2_l * acc_l / s``."""
     n, h, d = q.shape
+    s1, s2 = plan.side1, plan.side2
     scale = 1.0 / math.sqrt(d)
     out = q.new_zeros(n, h, v1.size(-1))
     lse = q.new_full((n, h), -math.inf)
-    kv1, kv2 = torch.cat([k1, v1], -1), torch.cat([k2, v2], -1)  # one gather per key range
-    for b0, b1, chunks in _blocks(plan, n):
-        qb = q[b0:b1] * scale  # (B, H, D)
-        KV2, _, val2 = _gather(kv2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
-        K2, V2 = KV2[..., :d], KV2[..., d:]  # (B, H, W2, D), (B, H, W2, Dv)
-        m = q.new_full((b1 - b0, h), -math.inf)
-        s = q.new_zeros(b1 - b0, h)
-        acc = q.new_zeros(b1 - b0, h, v1.size(-1))
+    k1s, v1s, k2s, v2s = _source(k1, s1), _source(v1, s1), _source(k2, s2), _source(v2, s2)
+    for b0, b1, chunks, masked in plan.blocks:
+        qb = q[b0:b1, :, :, None] * scale  # (B, H, D, 1)
+        K2 = _keys(k2s, s2, b0, b1, 0, s2.width)  # (B, H, D, W2)
+        V2 = _keys(v2s, s2, b0, b1, 0, s2.width)  # (B, H, Dv, W2)
+        qk2 = qb * K2  # (B, H, D, W2)
+        bias2 = _bias(s2, b0, b1, 0, s2.width, q.dtype)[:, None, None, :] if masked else None
+        m = s = acc = None
         for c0, c in chunks:
-            KV1, _, val1 = _gather(kv1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
-            K1, V1 = KV1[..., :d], KV1[..., d:]  # (B, H, C, D), (B, H, C, Dv)
-            logits = (qb[:, :, None, :] * K1) @ K2.transpose(-1, -2)  # (B, H, C, W2)
-            logits.add_(val1[:, None, :, None]).add_(val2[:, None, None, :])  # -inf off support
-            m_new = torch.maximum(m, logits.amax(dim=(-1, -2)))
+            K1 = _keys(k1s, s1, b0, b1, c0, c)  # (B, H, D, C)
+            V1 = _keys(v1s, s1, b0, b1, c0, c)  # (B, H, Dv, C)
+            logits = K1.transpose(-1, -2) @ qk2  # (B, H, C, W2)
+            if masked:
+                logits.add_(_bias(s1, b0, b1, c0, c, q.dtype)[:, None, :, None]).add_(bias2)
+            m_new = logits.amax(dim=(-1, -2))
+            if m is not None:
+                m_new = torch.maximum(m, m_new)
             m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-            alpha = torch.exp(m - m_safe)
             p = logits.sub_(m_safe[..., None, None]).exp_()  # masked pairs -> 0
-            s = s * alpha + p.sum(dim=(-1, -2))
-            acc = acc * alpha[..., None] + ((p @ V2) * V1).sum(dim=2)  # sum_jl p v1_j * v2_l
+            pv = V1 @ p  # (B, H, Dv, W2): sum_j p_ijl v1_j
+            if m is None:
+                s, acc = p.sum(dim=(-1, -2)), pv
+            else:
+                alpha = torch.exp(m - m_safe)
+                s = s * alpha + p.sum(dim=(-1, -2))
+                acc = acc * alpha[..., None, None] + pv
             m = m_new
+        o = (acc * V2).sum(-1)  # (B, H, Dv)
         nonempty = s > 0
-        out[b0:b1] = torch.where(nonempty[..., None], acc / s.clamp_min(1e-30)[..., None],
-                                 torch.zeros_like(acc))
+        out[b0:b1] = torch.where(nonempty[..., None], o / s.clamp_min(1e-30)[..., None],
+                                 torch.zeros_like(o))
         lse[b0:b1] = torch.where(nonempty, m + torch.log(s.clamp_min(1e-30)), lse[b0:b1])
     return out, lse
 
 
 def _backward(q, k1, k2, v1, v2, out, lse, grad_out, plan: _Plan):
+    r"""Gradients from the recomputed blocks, with ``p = exp(a - lse)``,
+    ``dp_ijl = <dO_i, v1_j * v2_l>`` and ``ds = p (dp - <dO_i, o_i>)``:
+    ``dq_i = \sum ds_ijl k1_j * k2_l / sqrt(D)``, ``dk1_j = \sum ds_ijl q_i * k2_l / sqrt(D)``,
+    ``dk2_l = \sum ds_ijl q_i * k1_j / sqrt(D)``, ``dv1_j = \sum p_ijl dO_i * v2_l``,
+    ``dv2_l = \sum p_ijl dO_i * v1_j``."""
     n, h, d = q.shape
+    s1, s2 = plan.side1, plan.side2
     scale = 1.0 / math.sqrt(d)
-    dq, dk1, dk2 = torch.zeros_like(q), torch.zeros_like(k1), torch.zeros_like(k2)
-    dv1, dv2 = torch.zeros_like(v1), torch.zeros_like(v2)
     delta = (grad_out * out).sum(-1)  # (N, H)
     lse_safe = torch.where(torch.isinf(lse), torch.zeros_like(lse), lse)
-    kv1, kv2 = torch.cat([k1, v1], -1), torch.cat([k2, v2], -1)
-    for b0, b1, chunks in _blocks(plan, n):
-        B = b1 - b0
-        qb = q[b0:b1] * scale
-        go = grad_out[b0:b1]  # (B, H, Dv)
-        KV2, idx2, val2 = _gather(kv2, plan.lo2[b0:b1], 0, plan.width2, plan.cnt2[b0:b1])
-        K2, V2 = KV2[..., :d], KV2[..., d:]
-        dK2 = torch.zeros_like(K2)
-        dV2 = torch.zeros_like(V2)
-        dqb = torch.zeros_like(qb)
+    k1s, v1s, k2s, v2s = _source(k1, s1), _source(v1, s1), _source(k2, s2), _source(v2, s2)
+    dk1s, dv1s, dk2s, dv2s = (torch.zeros_like(t) for t in (k1s, v1s, k2s, v2s))
+    dq = torch.zeros_like(q)
+    for b0, b1, chunks, masked in plan.blocks:
+        qb = q[b0:b1, :, :, None] * scale  # (B, H, D, 1)
+        go = grad_out[b0:b1, :, :, None]  # (B, H, Dv, 1)
+        K2 = _keys(k2s, s2, b0, b1, 0, s2.width)  # (B, H, D, W2)
+        V2 = _keys(v2s, s2, b0, b1, 0, s2.width)  # (B, H, Dv, W2)
+        qk2 = qb * K2
+        gv2 = go * V2  # (B, H, Dv, W2)
+        bias2 = _bias(s2, b0, b1, 0, s2.width, q.dtype)[:, None, None, :] if masked else None
+        dqk1 = torch.zeros_like(K2)  # sum_j ds_ijl k1_j  (B, H, D, W2)
+        pv1 = torch.zeros_like(V2)  # sum_j p_ijl v1_j   (B, H, Dv, W2)
         for c0, c in chunks:
-            KV1, idx1, val1 = _gather(kv1, plan.lo1[b0:b1], c0, c, plan.cnt1[b0:b1])
-            K1, V1 = KV1[..., :d], KV1[..., d:]
-            qk1 = qb[:, :, None, :] * K1  # (B, H, C, D)
-            logits = qk1 @ K2.transpose(-1, -2)  # (B, H, C, W2)
-            logits.add_(val1[:, None, :, None]).add_(val2[:, None, None, :])
-            p = logits.sub_(lse_safe[b0:b1, :, None, None]).exp_()  # 0 off support
-            gv1 = go[:, :, None, :] * V1  # (B, H, C, Dv)
-            dp = gv1 @ V2.transpose(-1, -2)  # (B, H, C, W2): sum_e dO_e v1_je v2_le
-            ds = p * (dp - delta[b0:b1, :, None, None])
-            dsk2 = ds @ K2  # (B, H, C, D)
-            dqb += (dsk2 * K1).sum(dim=2)
-            dK1 = dsk2 * qb[:, :, None, :]
-            dK2 += ds.transpose(-1, -2) @ qk1
-            dV1 = (p @ V2) * go[:, :, None, :]
-            dV2 += p.transpose(-1, -2) @ gv1
-            flat1 = idx1.reshape(-1)
-            dk1.index_add_(0, flat1, dK1.transpose(1, 2).reshape(B * c, h, d))
-            dv1.index_add_(0, flat1, dV1.transpose(1, 2).reshape(B * c, h, -1))
-        dq[b0:b1] = dqb * scale
-        flat2 = idx2.reshape(-1)
-        w2 = plan.width2
-        dk2.index_add_(0, flat2, dK2.transpose(1, 2).reshape(B * w2, h, d))
-        dv2.index_add_(0, flat2, dV2.transpose(1, 2).reshape(B * w2, h, -1))
-    return dq, dk1, dk2, dv1, dv2
+            K1 = _keys(k1s, s1, b0, b1, c0, c)  # (B, H, D, C)
+            V1 = _keys(v1s, s1, b0, b1, c0, c)  # (B, H, Dv, C)
+            logits = K1.transpose(-1, -2) @ qk2  # (B, H, C, W2)
+            if masked:
+                logits.add_(_bias(s1, b0, b1, c0, c, q.dtype)[:, None, :, None]).add_(bias2)
+            p = logits.sub_(lse_safe[b0:b1, :, None, None]).exp_()  # 0 off the support
+            dp = V1.transpose(-1, -2) @ gv2  # (B, H, C, W2)
+            ds = dp.sub_(delta[b0:b1, :, None, None]).mul_(p)
+            dqk1 += K1 @ ds
+            pv1 += V1 @ p
+            _scatter(dk1s, qk2 @ ds.transpose(-1, -2), s1, b0, b1, c0)  # (B, H, D, C)
+            _scatter(dv1s, gv2 @ p.transpose(-1, -2), s1, b0, b1, c0)  # (B, H, Dv, C)
+        dq[b0:b1] = (dqk1 * K2).sum(-1) * scale
+        _scatter(dk2s, dqk1 * qb, s2, b0, b1, 0)
+        _scatter(dv2s, pv1 * go, s2, b0, b1, 0)
+
+    def unpad(g: Tensor, side: _Side) -> Tensor:
+        return g if side.pad < 0 else g[side.pad:side.pad + n]
+
+    return dq, unpad(dk1s, s1), unpad(dk2s, s2), unpad(dv1s, s1), unpad(dv2s, s2)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half-precision inputs are computed (matmuls, softmax, accumulators) in float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 class _SimplicialAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k1, k2, v1, v2, plan):
-        out, lse = _forward(q, k1, k2, v1, v2, plan)
+        dtype = _compute_dtype(q.dtype)
+        out, lse = _forward(*(t.to(dtype) for t in (q, k1, k2, v1, v2)), plan)
         ctx.save_for_backward(q, k1, k2, v1, v2, out, lse)
         ctx.plan = plan
-        return out
+        return out.to(q.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k1, k2, v1, v2, out, lse = ctx.saved_tensors
-        grads = _backward(q, k1, k2, v1, v2, out, lse, grad_out.contiguous(), ctx.plan)
-        return (*grads, None)
+        dtype = out.dtype
+        grads = _backward(*(t.to(dtype) for t in (q, k1, k2, v1, v2)), out, lse,
+                          grad_out.to(dtype).contiguous(), ctx.plan)
+        return (*(g.to(q.dtype) for g in grads), None)
 
 
 def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
@@ -226,7 +330,8 @@ def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
     b = n // size
     if b * h * size * size * max(size, d, v1.size(-1)) > block_elements:
         return None
-    qb, k1b, k2b, v1b, v2b = (t.reshape(b, size, h, -1).transpose(1, 2)
+    dtype = _compute_dtype(q.dtype)
+    qb, k1b, k2b, v1b, v2b = (t.to(dtype).reshape(b, size, h, -1).transpose(1, 2)
                               for t in (q, k1, k2, v1, v2))  # (B, H, L, D)
     qk1 = (qb[:, :, :, None, :] / math.sqrt(d)) * k1b[:, :, None, :, :]  # (B, H, L_i, L_j, D)
     logits = qk1.flatten(2, 3) @ k2b.transpose(-1, -2)  # (B, H, L_i * L_j, L_l)
@@ -238,7 +343,7 @@ def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
     s = logits.softmax(-1).view(b, h, size * size, size)
     t = (s @ v2b).view(b, h, size, size, -1)  # (B, H, L_i, L_j, Dv): sum_l s_ijl v2_l
     out = (t * v1b[:, :, None, :, :]).sum(dim=3)  # (B, H, L_i, Dv)
-    return out.transpose(1, 2).reshape(n, h, -1)
+    return out.transpose(1, 2).reshape(n, h, -1).to(q.dtype)
 
 
 def _check_window(window) -> Optional[Tuple[int, int]]:
@@ -258,7 +363,7 @@ def _check_window(window) -> Optional[Tuple[int, int]]:
 def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor, *,
                          window: Optional[Tuple[int, int]] = None, causal: bool = False,
                          batch: Optional[Tensor] = None,
-                         block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> Tensor:
+                         block_elements: Optional[int] = None) -> Tensor:
     r"""2-simplicial attention (Clift et al. 2019; Roy et al. 2025, arXiv 2507.02754).
 
     .. math::
@@ -283,7 +388,8 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
         batch (Tensor, optional): sorted PyG graph-assignment vector ``[N]``; supports never
             cross graphs (default: one graph).
         block_elements (int, optional): the most logits, and the most gathered key/value
-            entries, held at once (default: ``2**21``).
+            entries, held at once (default: ``2**21`` on the CPU, ``2**25`` on a GPU). Half
+            precision inputs are computed with float32 matmuls, softmax and accumulators.
             A window whose single row exceeds it, or a plan that exceeds the available memory,
             is a ``ValueError``.
 
@@ -323,12 +429,17 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
             raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
         check_batch(batch, n)
         batch = batch.to(q.device)
-    if not isinstance(block_elements, int) or block_elements < 1:
+    if block_elements is None:
+        block_elements = DEFAULT_BLOCK_ELEMENTS if q.device.type == "cpu" else DEFAULT_BLOCK_ELEMENTS_GPU
+    if isinstance(block_elements, bool) or not isinstance(block_elements, int) or block_elements < 1:
         raise ValueError(f"block_elements must be a positive int, got {block_elements!r}")
     out = None
     if window is None:  # equal-size graphs whose whole logits fit in one block: dense einsum
         out = _dense_all_pairs(q, k1, k2, v1, v2, batch, bool(causal), block_elements)
     if out is None:
+        if window is not None and window[1] > window[0]:
+            # the form is symmetric in (k1, v1, w1) <-> (k2, v2, w2); the kernel wants w2 <= w1
+            k1, k2, v1, v2, window = k2, k1, v2, v1, (window[1], window[0])
         plan = _plan(q, v1, batch, window, bool(causal), block_elements)
         out = _SimplicialAttention.apply(q, k1, k2, v1, v2, plan)
     return out.squeeze(1) if ndim == 2 else out

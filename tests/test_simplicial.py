@@ -161,3 +161,45 @@ def test_bad_input():
         simplicial_attention(xs[0].float(), *xs[1:])
     with pytest.raises(ValueError, match="cannot fit"):
         simplicial_attention(*xs, block_elements=10)  # one row of all pairs: 2 heads x 11 keys
+
+
+@pytest.mark.parametrize("kw", [dict(window=(9, 4), causal=True), dict(window=(4, 9)),
+                                dict(window=(6, 3), batch=torch.tensor([0] * 13 + [1] * 27)),
+                                dict(window=(5, 5), causal=True,
+                                     batch=torch.tensor([0] * 30 + [1] * 10))])
+@pytest.mark.parametrize("block_elements", [40, 400, None])
+def test_windows_many_blocks_and_chunks(kw, block_elements):
+    # 40 queries: with small blocks most blocks are interior (no mask) and the keys j come in
+    # several chunks (online softmax); both the forward and the gradients against the oracle
+    xs = inputs(n=40, h=2, d=5, dv=3, grad=True)
+    out = simplicial_attention(*xs, block_elements=block_elements, **kw)
+    xr = [x.detach().clone().requires_grad_() for x in xs]
+    ref = reference(*xr, **kw)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=out.dtype)
+    grads = torch.autograd.grad(out, xs, g)
+    for a, b in zip(grads, torch.autograd.grad(ref, xr, g)):
+        torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-10)
+    assert all(torch.equal(a, b) for a, b in zip(grads, torch.autograd.grad(
+        simplicial_attention(*xs, block_elements=block_elements, **kw), xs, g)))  # deterministic
+
+
+@pytest.mark.parametrize("kw", [dict(window=(32, 8), causal=True), dict(window=(8, 16)), dict()])
+def test_bfloat16_is_computed_in_float32(kw):
+    # half-precision inputs: matmuls, softmax and accumulators in float32, so the output is the
+    # float64 result of the same (rounded) inputs up to the final bfloat16 rounding (half an ulp,
+    # <= 2^-8 relative); bfloat16 accumulation misses this by about 2x
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(96, 2, 16, generator=g).bfloat16() for _ in range(5)]
+    out = simplicial_attention(*xs, **kw)
+    assert out.dtype == torch.bfloat16
+    ref = reference(*(x.double() for x in xs), **kw)
+    err = (out.double() - ref).abs()
+    assert bool((err <= 2.0 ** -8 * ref.abs() + 1e-5).all()), float(err.max())
+    xg = [x.detach().requires_grad_() for x in xs]
+    grads = torch.autograd.grad(simplicial_attention(*xg, **kw).float().sum(), xg)
+    xr = [x.double().requires_grad_() for x in xs]
+    grads_ref = torch.autograd.grad(reference(*xr, **kw).sum(), xr)
+    for a, b in zip(grads, grads_ref):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a.double(), b, atol=2e-2, rtol=1e-2)
