@@ -129,13 +129,31 @@ def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = No
 # ----------------------------------------------------------------------------------------------
 
 def _arpack_rho(op: spla.LinearOperator, n: int, symmetric: bool, tol: float) -> float:
-    """Largest |eigenvalue| by Lanczos (symmetric) or Arnoldi, from the all-ones start vector."""
-    v0 = np.ones(n)
-    if symmetric:
-        vals = spla.eigsh(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
-    else:
-        vals = spla.eigs(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
-    return float(np.abs(vals).max())
+    r"""Largest |eigenvalue| by Lanczos (symmetric) or Arnoldi, from the all-ones start vector.
+
+    ARPACK first maps its start vector through :math:`A` and fails if the image is zero
+    (:math:`A\mathbf{1} = 0`: :math:`A = 0`, e.g. a graph whose edge weights are all zero, or
+    rows summing to zero). It then restarts from a fixed pseudo-random vector (seed 0); if
+    :math:`A` maps that to zero as well, :math:`A = 0` (with probability 1) and
+    :math:`\rho(A) = 0`.
+    """
+    def run(v0: np.ndarray) -> float:
+        if symmetric:
+            vals = spla.eigsh(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
+        else:
+            vals = spla.eigs(op, k=1, which="LM", v0=v0, tol=tol, return_eigenvectors=False)
+        return float(np.abs(vals).max())
+
+    try:
+        return run(np.ones(n))
+    except spla.ArpackNoConvergence:
+        raise
+    except spla.ArpackError:  # the start vector is in the null space of A
+        pass
+    v0 = np.random.default_rng(0).standard_normal(n)
+    if not np.any(op.matvec(v0)):
+        return 0.0
+    return run(v0)
 
 
 def spectral_radius_op(apply_A: ApplyA, like: Tensor, *, symmetric: bool = False,
@@ -508,7 +526,7 @@ def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> 
     def apply_A(x: Tensor) -> Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return (A @ x.reshape(num_nodes, -1)).reshape(x.shape)
+            return (A @ x.reshape(num_nodes, math.prod(x.shape[1:]))).reshape(x.shape)
 
     return apply_A
 

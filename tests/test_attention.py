@@ -210,6 +210,51 @@ def test_type_error_and_empty_graphs():
     assert torch.equal(out, torch.zeros(4, 2, 3, dtype=F64))
 
 
+# -------------------------------------------------------------------------- empty rows: finite zeros
+GAP = torch.tensor([0, 0, 0, 2, 2, 2, 2])  # graph 1 of the batch has no node
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(causal=True), dict(window=1)])
+def test_batch_with_an_empty_graph_is_finite_with_finite_gradients(kw):
+    q, k, v = (t.requires_grad_() for t in qkv(7))
+    out = attention(q, k, v, batch=GAP, **kw)
+    ref = explicit(q.detach(), k.detach(), v.detach(), loop_mask(7, GAP, kw.get("causal", False),
+                                                                 kw.get("window")))
+    torch.testing.assert_close(out, ref)
+    grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, F64])
+def test_nodes_without_in_edges_give_zeros_and_finite_gradients(dtype):
+    n = 6
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])  # nodes 4, 5 have no incoming edge
+    for edges in (ei, torch.empty(2, 0, dtype=torch.long)):
+        q, k, v = (t.requires_grad_() for t in qkv(n, dtype=dtype))
+        out, (_, alpha) = attention(q, k, v, edges, return_attention=True)
+        empty = torch.ones(n, dtype=torch.bool)
+        empty[edges[1]] = False
+        assert torch.equal(out[empty], torch.zeros_like(out[empty]))
+        assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(alpha).all())
+        dq, dk, dv = torch.autograd.grad(out.float().square().sum() + out.float().sum(), (q, k, v),
+                                         allow_unused=True)
+        for g in (dq, dk, dv):
+            assert g is None or bool(torch.isfinite(g).all())
+        if dq is not None:  # an empty row depends on nothing: zero gradient to its query
+            assert not bool(dq[empty].any())
+
+
+@pytest.mark.parametrize("hops", [3, math.inf])
+def test_multi_hop_on_a_graph_without_edges(hops):
+    # S = 0: sum_k theta_k S^k V = theta_0 V; ppr: theta_0 = alpha, katz: theta_0 = 0
+    q, k, v = qkv(5)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    torch.testing.assert_close(attention_diffusion(q, k, v, empty, hops=hops, alpha=0.3), 0.3 * v)
+    assert torch.equal(attention_diffusion(q, k, v, empty, hops=hops, coeffs="katz", r=0.5),
+                       torch.zeros_like(v))
+    assert attention_diffusion(*qkv(0), empty, hops=hops).shape == (0, 2, 3)
+
+
 # -------------------------------------------------------------------------- multi-hop
 def dense_series(s, v, theta):
     """sum_k theta_k S^k V in float64 with the explicit (H, N, N) matrix S."""

@@ -402,6 +402,43 @@ def test_diffuse_empty_disconnected_and_bad_input():
         diffuse(x, torch.tensor([[0], [1]]), hops=2)  # nilpotent: rho = 0
 
 
+@pytest.mark.parametrize("normalize", ["none", "sym", "row", "softmax"])
+def test_diffuse_without_nodes_and_with_zero_weights(normalize):
+    # no nodes: an empty, differentiable output for every hop count
+    x0 = torch.empty(0, 2, dtype=torch.float64, requires_grad=True)
+    empty = torch.empty(2, 0, dtype=torch.long)
+    for hops in (2, math.inf):
+        out = diffuse(x0, empty, hops=hops, coeffs="ppr", normalize=normalize)
+        assert out.shape == (0, 2)
+        out.sum().backward()
+    # edges whose weights are all zero: A = 0 (rho = 0), so the ppr series is alpha x
+    x = torch.randn(6, 2, dtype=torch.float64)
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    if normalize != "softmax":  # softmax of equal logits is uniform, not zero
+        out = diffuse(x, ei, torch.zeros(4, dtype=torch.float64), hops=math.inf, coeffs="ppr",
+                      alpha=0.3, normalize=normalize)
+        torch.testing.assert_close(out, 0.3 * x)
+
+
+def test_spectral_radius_of_operators_that_annihilate_the_ones_vector():
+    # ARPACK starts from A 1; A 1 = 0 must not be an error (zero matrix, or rows summing to 0)
+    from affgraph.diffusion import spectral_radius_op
+
+    zero = torch.zeros(6, 6, dtype=torch.float64)
+    assert spectral_radius_dense(zero) == 0.0
+    assert spectral_radius_op(lambda v: zero @ v, torch.ones(6, 2, dtype=torch.float64)) == 0.0
+    ei = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    assert spectral_radius(ei, torch.zeros(4), num_nodes=6) == 0.0
+    A = torch.zeros(6, 6, dtype=torch.float64)
+    A[0, 0], A[0, 1], A[2, 3], A[3, 2], A[2, 2], A[3, 3] = 2.0, -2.0, 1.0, 1.0, -1.0, -1.0
+    assert not bool((A @ torch.ones(6, dtype=torch.float64)).any())
+    ref = float(np.abs(np.linalg.eigvals(A.numpy())).max())  # 2
+    for symmetric in (None, False):
+        assert spectral_radius_dense(A, symmetric=symmetric) == pytest.approx(ref, rel=1e-8)
+    src, dst = A.T.nonzero(as_tuple=True)  # A_ij = w_{j -> i}
+    assert spectral_radius(torch.stack([src, dst]), A.T[src, dst], 6) == pytest.approx(ref, rel=1e-8)
+
+
 # ---------------------------------------------------------------- Lanczos Katz
 
 def test_katz_lanczos_eigenvalue_and_series():

@@ -117,6 +117,25 @@ def test_gradients_match_reference_autograd():
         torch.testing.assert_close(g, gr, atol=1e-12, rtol=1e-10)
 
 
+@pytest.mark.parametrize("block_elements", [1 << 21, 22])
+def test_smallest_supports_and_empty_graphs_are_finite(block_elements):
+    # window (1, 1), or a graph of one node: the only pair of i is (i, i), so o_i = v1_i * v2_i
+    xs = inputs(grad=True)
+    single = torch.arange(11)
+    for kw in (dict(window=(1, 1)), dict(window=(1, 1), causal=True), dict(batch=single),
+               dict(batch=single, causal=True)):
+        out = simplicial_attention(*xs, block_elements=block_elements, **kw)
+        torch.testing.assert_close(out, xs[3] * xs[4], atol=1e-12, rtol=1e-12)
+    # graph ids with gaps (graphs without nodes) and single-node graphs
+    gap = torch.tensor([0, 0, 0, 2, 4, 4, 4, 4, 4, 7, 7])
+    for kw in (dict(batch=gap), dict(batch=gap, causal=True), dict(batch=gap, window=(2, 3))):
+        out = simplicial_attention(*xs, block_elements=block_elements, **kw)
+        torch.testing.assert_close(out, reference(*(x.detach() for x in xs), **kw),
+                                   atol=1e-12, rtol=1e-12)
+        grads = torch.autograd.grad(out.square().sum(), xs)
+        assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
 def test_deterministic_and_no_nan_for_large_logits():
     xs = inputs(dtype=torch.float32)
     xs[0] = xs[0] * 1e3  # huge logits: the online softmax must not overflow
