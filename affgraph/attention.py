@@ -214,8 +214,9 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
     Attention-weight dropout (finite ``K`` only): on an explicit support it is drawn once for
     :math:`\mathbf{S}`, on an implicit one per hop. For ``hops=math.inf`` it is never applied,
     on any support: the closed form is the solve of :math:`(\mathbf{I} - c\mathbf{S})` with the
-    row-stochastic :math:`\mathbf{S}` (:math:`\rho(\mathbf{S}) = 1`), and a dropped-out,
-    rescaled :math:`\mathbf{S}` is neither row-stochastic nor one fixed operator.
+    exact softmax :math:`\mathbf{S}` (rows summing to 1, or 0 for a node without keys, so
+    :math:`\rho(\mathbf{S}) \le 1`), and a dropped-out, rescaled :math:`\mathbf{S}` is
+    neither (sub)stochastic nor one fixed operator.
 
     Args:
         q, k, v, edge_index, batch, causal, window, dropout_p: as in :func:`attention`

@@ -43,7 +43,7 @@ class AffinityAttention(MessagePassing):
         beta (bool): gated skip connection as in ``TransformerConv``. (default: :obj:`False`)
         dropout (float): dropout on the attention weights :math:`S_{ij}` in training, for
             finite ``hops`` only: with ``hops=math.inf`` it is not applied (the closed form
-            solves with the exact row-stochastic :math:`\mathbf{S}`; train and eval outputs
+            solves with the exact softmax :math:`\mathbf{S}`; train and eval outputs
             agree). (default: ``0.0``)
         bias (bool): biases of the linear maps. (default: :obj:`True`)
         root_weight (bool): add the skip term :math:`\mathbf{W}_1 \mathbf{x}_i`.
