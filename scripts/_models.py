@@ -109,8 +109,9 @@ class AffinityNet(nn.Module):
         hidden (int): width of the feature projection. (default: ``64``)
         heads (int): attention heads, averaged. (default: ``8``)
         dropout (float): dropout of the input and of the projection. (default: ``0.6``)
-        attn_dropout (float): dropout of the attention weights; none for ``hops=math.inf``
-            (the closed form needs a row-stochastic attention matrix). (default: ``0.6``)
+        attn_dropout (float): dropout of the attention weights; the layer applies none for
+            ``hops=math.inf`` (the closed form needs a row-stochastic attention matrix).
+            (default: ``0.6``)
         alpha (float): teleport probability of the ppr coefficients. (default: ``0.1``)
     """
 
@@ -121,11 +122,6 @@ class AffinityNet(nn.Module):
         from affgraph.nn import AffinityAttention  # imported here: the baselines need no affgraph
 
         self.lin = nn.Linear(in_channels, hidden)
-        # The layer documents that attention dropout is not applied for hops=inf; it is (as of
-        # this commit), which breaks row-stochasticity (the closed-form solve then fails to
-        # converge), so the closed form runs without it.
-        if hops == math.inf:
-            attn_dropout = 0.0
         self.attn = AffinityAttention(hidden, num_classes, heads=heads, concat=False,
                                       dropout=attn_dropout, root_weight=False, hops=hops,
                                       coeffs="ppr", alpha=alpha)
