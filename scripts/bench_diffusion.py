@@ -156,7 +156,7 @@ def _pubmed_sized(num_nodes: int, num_edges: int, channels: int, seed: int):
 
 
 def case_appnp(num_nodes: int, num_edges: int, channels: int, seed: int, repeat: int,
-               data_root: str | None) -> dict:
+               data_root: str | None, device: str = "cpu") -> dict:
     from torch_geometric.nn import APPNP
 
     from affgraph.nn import AffinityDiffusion
@@ -170,12 +170,14 @@ def case_appnp(num_nodes: int, num_edges: int, channels: int, seed: int, repeat:
         set_seed(seed)
         x, ei = _pubmed_sized(num_nodes, num_edges, channels, seed)
         name = "random"
+    x, ei = x.to(device), ei.to(device)
     ours_layer, ref_layer = AffinityDiffusion(hops=10, alpha=0.1), APPNP(K=10, alpha=0.1)
     with torch.no_grad():
         diff = float((ours_layer(x, ei) - ref_layer(x, ei)).abs().max())
-        t_ref = time_call(lambda: ref_layer(x, ei), repeat=repeat, warmup=1)
-        t_ours = time_call(lambda: ours_layer(x, ei), repeat=repeat, warmup=1)
-    return dict(case="appnp", size=f"{name} N={x.size(0)} E={ei.size(1)} C={x.size(1)}",
+        t_ref = time_call(lambda: ref_layer(x, ei), repeat=repeat, warmup=1, device=device)
+        t_ours = time_call(lambda: ours_layer(x, ei), repeat=repeat, warmup=1, device=device)
+    return dict(case="appnp", size=f"{name} N={x.size(0)} E={ei.size(1)} C={x.size(1)} "
+                f"on {device}",
                 reference="PyG APPNP(K=10)", t_ref=t_ref, t_ours=t_ours, ratio=t_ours / t_ref,
                 same_ranking=diff < 1e-4, max_rel_err=diff)
 
@@ -215,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--large-size", nargs=2, type=int, metavar=("N", "M"),
                    help="features and samples of the 'large' case (default 100000 200)")
     p.add_argument("--data-root", default=None, help="use PubMed from this data root")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the appnp case (the Inf-FS cases run on the CPU)")
     p.add_argument("--json", default=None)
     p.add_argument("--csv", default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -233,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         elif case == "large":
             row = case_large(*sizes["large"], seed, args.quick)
         else:
-            row = case_appnp(*sizes["appnp"], seed, args.repeat, args.data_root)
+            row = case_appnp(*sizes["appnp"], seed, args.repeat, args.data_root, args.device)
         row["seed"] = seed
         rows.append(row)
     print(f"\nbench_diffusion ({'quick' if args.quick else 'full'}; torch threads "
