@@ -9,7 +9,8 @@ Every support here is a product of two contiguous index ranges ``J(i) x L(i)`` i
 of ``i`` (all pairs, causal, or a sliding window). For a sliding window the keys of query ``i``
 are rows ``i - w + 1 .. i + w - 1`` of the zero-padded key tensor, so a block of ``B``
 consecutive queries reads them as a strided ``unfold`` view ``[B, H, D, W]`` (no gather, no
-Python loop over positions); for all pairs they are gathered from ``[lo(i), lo(i) + width)``.
+Python loop over positions); causal all pairs are the causal window of the longest graph; other
+all-pair supports are gathered from ``[lo(i), lo(i) + width)``.
 Keys outside the support get an additive ``-inf`` (only in blocks that have any). Per block the
 logits are two batched matmuls, ``a[b, :, t, u] = k1_{j_t}^T (q_b * k2_{l_u}) / sqrt(D)`` (the
 narrower window, ``w2 <= w1``, carries ``q``; the form is symmetric, so the caller swaps), and
@@ -437,6 +438,9 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
     if window is None:  # equal-size graphs whose whole logits fit in one block: dense einsum
         out = _dense_all_pairs(q, k1, k2, v1, v2, batch, bool(causal), block_elements)
     if out is None:
+        if window is None and causal:  # causal all pairs = the causal window of the longest graph
+            size = n if batch is None else int(torch.bincount(batch.long()).max())
+            window = (size, size)
         if window is not None and window[1] > window[0]:
             # the form is symmetric in (k1, v1, w1) <-> (k2, v2, w2); the kernel wants w2 <= w1
             k1, k2, v1, v2, window = k2, k1, v2, v1, (window[1], window[0])
