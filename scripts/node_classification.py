@@ -414,8 +414,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         if not args.no_plot:
             print(f"plot: {plot_hops(rows, Path(args.out) / 'node_classification_hops.png')}")
         return rows
-    seeds = args.seeds[0] if len(args.seeds) == 1 else args.seeds
     try:
+        seeds = _seed_list(args.seeds[0] if len(args.seeds) == 1 else args.seeds)
         datasets = [canonical_dataset(d) for d in args.datasets]
         hops = parse_hops(args.hops)
     except ValueError as err:
