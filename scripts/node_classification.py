@@ -208,7 +208,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         hops: Sequence[int | float] = HOPS, seeds: int | Sequence[int] = 10,
         data_root: str | os.PathLike | None = None, epochs: int = 500, patience: int = 100,
         csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
-        on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -222,7 +222,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         csbm_nodes: nodes of each cSBM graph.
         progress: show a tqdm progress bar.
         device: the torch device that trains the models.
-        on_dataset_done: called with the rows so far after each dataset (checkpointing).
+        on_row: called with the rows so far after each run (checkpointing).
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
@@ -252,8 +252,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
                     rows.append({"dataset": name, "model": model_name, "hops": hop_label(k),
                                  "seed": seed, **res})
                     bar.update()
-            if on_dataset_done is not None:
-                on_dataset_done(rows)
+                    if on_row is not None:
+                        on_row(rows)
     return rows
 
 
@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
-               on_dataset_done=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
+               on_row=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
     print(format_table(rows))
     write_rows(rows, csv_path=args.csv, json_path=args.json)
     if not args.no_plot:
