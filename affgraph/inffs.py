@@ -396,8 +396,9 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 
 def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                  alpha: Union[float, Sequence[float]] = 0.5, r: float = 0.9,
-                 hops: Union[int, float] = math.inf, knn: Optional[int] = None,
-                 variant: str = "paper", max_dense_bytes: int = 2 ** 30, block: int = 4096,
+                 hops: Union[int, float, Sequence[Union[int, float]]] = math.inf,
+                 knn: Optional[int] = None, variant: str = "paper",
+                 max_dense_bytes: int = 2 ** 30, block: int = 4096,
                  tol: float = 1e-10) -> Tensor:
     r"""Inf-FS feature scores (higher = more relevant).
 
@@ -413,7 +414,9 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     :math:`\epsilon = 5\cdot10^{-6} n` and the decay is :math:`r/\rho` (the 2020 code uses
     :math:`r = 1 - \epsilon`; its scores add 1 to ours, which changes no ranking).
 
-    ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); ``knn=k`` keeps each
+    ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); a sequence of hop
+    counts gives one row of scores per entry from one build of the affinity (each row equal to
+    the call with that single ``hops``); ``knn=k`` keeps each
     feature's ``k`` strongest affinities (symmetrised) and diffuses on that sparse graph, with
     :math:`\rho` its spectral radius. ``y`` switches ``"u2020"`` to InfFS_S (mutual
     information, Fisher score, standard deviation; ``alpha`` a 3-vector, any number of
@@ -432,7 +435,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         y (array, optional): ``[m]`` labels (supervised variants).
         alpha (float or 3 floats): mixing weight(s). (default: ``0.5``)
         r (float): the decay as a fraction of :math:`1/\rho`, in (0, 1). (default: ``0.9``)
-        hops (int or float): :math:`K \ge 1` or ``math.inf``. (default: ``math.inf``)
+        hops (int, float or sequence): :math:`K \ge 1` or ``math.inf``, or a sequence of
+            them. (default: ``math.inf``)
         knn (int, optional): keep the ``knn`` strongest affinities per feature.
         variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
         max_dense_bytes (int): the largest dense matrix to build. (default: ``2**30``)
@@ -440,11 +444,17 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         tol (float): relative residual of the solve. (default: ``1e-10``)
 
     Returns:
-        float64 tensor ``[n]`` of scores.
+        float64 tensor ``[n]`` of scores (``[len(hops), n]`` for a sequence of hops).
     """
-    if isinstance(hops, bool) or not (hops == math.inf
-                                      or (isinstance(hops, numbers.Integral) and hops >= 1)):
-        raise ValueError(f"hops must be an int >= 1 or math.inf, got {hops!r}")
+    many = isinstance(hops, (list, tuple, np.ndarray, Tensor))
+    hop_list = list(hops.tolist() if isinstance(hops, (np.ndarray, Tensor)) else hops) \
+        if many else [hops]
+    if many and not hop_list:
+        raise ValueError("hops must not be an empty sequence")
+    for h in hop_list:
+        if isinstance(h, bool) or not (h == math.inf
+                                       or (isinstance(h, numbers.Integral) and h >= 1)):
+            raise ValueError(f"hops must be an int >= 1 or math.inf, got {h!r}")
     if not isinstance(r, (int, float)) or not 0.0 < r < 1.0:
         raise ValueError(f"r = {r!r} must lie in (0, 1): it is a fraction of 1/rho(A), and at "
                          "or above 1/rho(A) the series diverges")
@@ -459,18 +469,24 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             ei, w = A.knn_graph(knn)
             if variant == "u2020":
                 rowmax = float(torch.zeros(n, dtype=torch.float64).index_add_(0, ei[1], w).max())
-                return _u2020(sparse_operator(ei, w, n), rowmax, n, r, hops, A.symmetric, tol)
-            rho = spectral_radius(ei, w, n, symmetric=A.symmetric)
-            if rho == 0:
-                raise ValueError("the kNN feature graph has no edges (rho(A) = 0)")
-            return diffuse(ones, ei, w, hops=hops, coeffs="katz", r=r / rho, tol=tol)
-        if A.c_abs and 8 * n * n <= max_dense_bytes:  # only |Z^T Z| costs O(n^2 m) a product
-            A.dense()
-        if variant == "u2020":
-            rowmax = float(A.matvec(ones).max())
-            return _u2020(A.matvec, rowmax, n, r, hops, A.symmetric, tol)
-        scores, _ = katz_lanczos(A.matvec, ones, r_frac=r, hops=hops, tol=tol)
-        return scores
+                op = sparse_operator(ei, w, n)
+                out = [_u2020(op, rowmax, n, r, h, A.symmetric, tol) for h in hop_list]
+            else:
+                rho = spectral_radius(ei, w, n, symmetric=A.symmetric)
+                if rho == 0:
+                    raise ValueError("the kNN feature graph has no edges (rho(A) = 0)")
+                out = [diffuse(ones, ei, w, hops=h, coeffs="katz", r=r / rho, tol=tol)
+                       for h in hop_list]
+        else:
+            if A.c_abs and 8 * n * n <= max_dense_bytes:  # only |Z^T Z| costs O(n^2 m)/product
+                A.dense()
+            if variant == "u2020":
+                rowmax = float(A.matvec(ones).max())
+                out = [_u2020(A.matvec, rowmax, n, r, h, A.symmetric, tol) for h in hop_list]
+            else:
+                out = [katz_lanczos(A.matvec, ones, r_frac=r, hops=h, tol=tol)[0]
+                       for h in hop_list]
+    return torch.stack(out) if many else out[0]
 
 
 def _u2020(apply_A, rowmax: float, n: int, r: float, hops, symmetric: bool, tol: float) -> Tensor:

@@ -294,3 +294,46 @@ def test_feature_affinity_rows_entries_and_products_agree():
         assert A.symmetric == bool(torch.allclose(D, D.T))
         torch.testing.assert_close(A.dense(), D, rtol=1e-14, atol=1e-14)  # tiles, mirrored
         torch.testing.assert_close(A.matvec(v), D @ v, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- real data
+
+@pytest.mark.parametrize("name", ["wine", "breast_cancer"])
+def test_real_data_against_closed_form_and_pyifs(name):
+    # bundled real sets (no data root needed): the paper scores against the float64 dense
+    # closed form built by hand, the fslib scores against PyIFS, unsupervised and (binary
+    # labels) supervised; higher = better in all three, so the top features coincide too
+    from affgraph.datasets import load_embedded
+    X, y = load_embedded(name)
+    A = _ref_paper_A(X)
+    ref = _closed_form(A, 0.9 / np.linalg.eigvalsh(A).max())
+    ours = inffs_scores(X).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-9)
+    np.testing.assert_array_equal(_rank(ours), _rank(ref))
+    ranked, weight = _pyifs().infFS(X.copy(), None, 0.5, 0, 0)
+    ours = inffs_scores(X, variant="fslib").numpy()
+    np.testing.assert_allclose(ours, weight.real, rtol=1e-9)
+    np.testing.assert_array_equal(_rank(ours), ranked)
+    yb = np.where(y == y.min(), -1, 1)  # wine: class 0 against the rest
+    ranked, weight = _pyifs().infFS(X.copy(), yb, 0.5, 1, 0)
+    ours = inffs_scores(X, yb, variant="fslib").numpy()
+    np.testing.assert_allclose(ours, weight.real, rtol=1e-9)
+    np.testing.assert_array_equal(_rank(ours), ranked)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(knn=4), dict(variant="u2020"),
+                                dict(variant="u2020", knn=4), dict(variant="fslib"),
+                                dict(max_dense_bytes=0, block=7)])
+def test_sequence_of_hops_equals_single_calls(kw):
+    # one affinity build for several hop counts: each row is the single-hop call, bit for bit
+    X = _data(n=20, seed=8)
+    hops = [1, 2, 3, 5, math.inf]
+    many = inffs_scores(X, hops=hops, **kw)
+    assert many.shape == (5, 20)
+    for row, h in zip(many, hops):
+        assert torch.equal(row, inffs_scores(X, hops=h, **kw))
+    assert torch.equal(inffs_scores(X, hops=np.array([2]), **kw)[0], many[1])
+    with pytest.raises(ValueError, match="hops must be an int >= 1"):
+        inffs_scores(X, hops=[1, 0], **kw)
+    with pytest.raises(ValueError, match="empty"):
+        inffs_scores(X, hops=[], **kw)
