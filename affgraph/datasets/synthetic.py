@@ -147,7 +147,13 @@ def make_planted_features(n_samples: int, n_features: int, n_informative: int, *
     (informative jointly, but adding nothing), and the rest are independent
     :math:`\mathcal{N}(0, 1)` noise. Every column is then standardised (mean 0, variance 1),
     so a feature's variance says nothing about its relevance, and the columns are permuted
-    with the seed. Unlike :func:`sklearn.datasets.make_classification`, whose informative
+    with the seed. Without the labels, the informative features differ from the noise chiefly
+    in that they correlate with one another, through the shared class means (mean
+    :math:`|\rho|` 0.16 among them against 0.045 among noise features in a 3-class,
+    400 x 500 set with ``class_sep=1``): an unsupervised criterion that sees this cluster
+    structure (the Laplacian score) finds them; one that rewards high variance and low
+    correlation (unsupervised Inf-FS) cannot, and ranks them at chance or below.
+    Unlike :func:`sklearn.datasets.make_classification`, whose informative
     columns may separate no class pair and have larger variance than its noise columns, every
     returned informative index is individually informative.
 
