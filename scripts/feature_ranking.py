@@ -9,18 +9,27 @@ on the synthetic sets; writes ``--csv``/``--json`` rows and two plots (accuracy 
 selector, accuracy against hops).
 
 Selectors: ``inffs[-sup][-knn]-h{1,2,3,5,inf}`` (affgraph.selection.InfFS; ``-sup`` is the
-supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours), and
-``anova`` (F statistic), ``mi`` (mutual information), ``variance`` (scikit-learn), ``fisher``,
-``relieff``, ``laplacian`` (affgraph.baselines), ``random``.
+supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours; the
+group ``inffs`` holds the dense and kNN graphs at every hop count, the supervised one at every
+hop count and kNN at infinitely many), and ``anova`` (F statistic), ``mi`` (mutual
+information), ``variance`` (scikit-learn), ``fisher``, ``relieff``, ``laplacian``
+(affgraph.baselines), ``random``.
+
+``--workers N`` runs the (dataset, seed) jobs in N processes of one thread each, with the
+serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together;
+``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
+the 1-hop and infinite-hop rankings agree (why the hops change so little on the dense graph).
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
     python scripts/feature_ranking.py --data-root /path/to/data           # 22 .mat + embedded
     python scripts/feature_ranking.py --datasets breast_cancer planted --selectors baselines inffs
+    python scripts/feature_ranking.py --seeds 10 --workers 16 --json r.json --no-progress
+    python scripts/feature_ranking.py --load r_a.json r_b.json            # merge saved runs
+    python scripts/feature_ranking.py --diagnose --datasets lung_small planted
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -40,7 +49,7 @@ from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, write_rows  # noqa: E402
+from _common import load_rows, markdown_table, mean_std, write_rows  # noqa: E402
 
 from affgraph.baselines import fisher_score, laplacian_score, relieff_score  # noqa: E402
 from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # noqa: E402
@@ -49,7 +58,9 @@ from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # no
 KS = (10, 50, 100, 150, 200)
 HOPS = ("1", "2", "3", "5", "inf")
 BASELINES = ("anova", "mi", "variance", "fisher", "relieff", "laplacian", "random")
-INFFS = tuple(f"inffs-h{h}" for h in HOPS) + ("inffs-knn-hinf",) + \
+# the hops matter on the kNN graph (see --diagnose); on the dense graph they barely change
+# the ranking, and the supervised u2020 decay r / max row sum makes hops beyond 1 invisible
+INFFS = tuple(f"inffs-h{h}" for h in HOPS) + tuple(f"inffs-knn-h{h}" for h in HOPS) + \
     tuple(f"inffs-sup-h{h}" for h in HOPS) + ("inffs-sup-knn-hinf",)
 SELECTORS = INFFS + BASELINES
 # planted-feature sets: (n_samples, n_features, n_informative, n_classes, class_sep)
@@ -168,72 +179,210 @@ def _svm_accuracy(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.nda
     return float((clf.predict(scaler.transform(Xte)) == yte).mean())
 
 
+_LOADED: dict[tuple, tuple] = {}
+
+
+def _fold_data(dname: str, seed: int, n_folds: int, root: str | None) -> tuple:
+    """``(X, y, informative, splits)`` of a (dataset, seed), kept for the next fold's job."""
+    key = (dname, seed, n_folds, root)
+    if key not in _LOADED:
+        _LOADED.clear()
+        X, y, informative = load_dataset(dname, root, seed)
+        folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # classes smaller than n_folds
+            splits = list(folds.split(X, y))
+        _LOADED[key] = (X, y, informative, splits)
+    return _LOADED[key]
+
+
+def inffs_orders(selectors: Sequence[str], X: np.ndarray, y: np.ndarray, knn: int = 10
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, str]]:
+    """The feature orders of the Inf-FS selectors among ``selectors``, with one affinity build
+    per graph (dense or kNN, unsupervised or supervised) for all its hop counts; each order
+    equals ``make_ranker(name)(X, y)``. Returns ``(orders, fit seconds, errors)``: a graph's
+    build time is shared equally by its selectors; a graph that raises fails them all."""
+    from affgraph.inffs import inffs_scores
+
+    fams: dict[tuple[bool, bool], list[tuple[str, float]]] = {}
+    for name in selectors:
+        m = _INFFS_RE.match(name)
+        if m:
+            hops = math.inf if m["hops"] == "inf" else int(m["hops"])
+            fams.setdefault((bool(m["sup"]), bool(m["knn"])), []).append((name, hops))
+    orders: dict[str, np.ndarray] = {}
+    fit: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for (sup, use_knn), members in fams.items():
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                S = inffs_scores(np.asarray(X, dtype=np.float64), y if sup else None,
+                                 hops=[h for _, h in members], knn=knn if use_knn else None,
+                                 variant="u2020" if sup else "paper").numpy()
+        except Exception as err:
+            errors.update({name: f"{type(err).__name__}: {err}" for name, _ in members})
+            continue
+        share = (time.perf_counter() - t0) / len(members)
+        for (name, _), scores in zip(members, S):
+            orders[name] = np.argsort(-scores, kind="stable")  # InfFS.ranking_ order
+            fit[name] = share
+    return orders, fit, errors
+
+
+def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Sequence[int],
+             n_folds: int, root: str | None, knn: int,
+             tick: Callable[[str], None] | None = None) -> tuple[list[dict], dict[str, str]]:
+    """One (dataset, seed, fold) job of :func:`run`: its rows, and ``{selector: error}`` for
+    the selectors that raised."""
+    X, y, informative, splits = _fold_data(dname, seed, n_folds, root)
+    tr, te = splits[fold]
+    Xtr, ytr = X[tr], y[tr]  # the selectors see the training fold only
+    d = X.shape[1]
+    k_pairs = sorted({(min(k, d), k) for k in ks})
+    pre_orders, pre_fit, failed = inffs_orders(selectors, Xtr, ytr, knn)
+    rows: list[dict] = []
+    for sname in selectors:
+        if tick is not None:
+            tick(f"{dname} seed {seed} fold {fold} {sname}")
+        if sname in failed:
+            continue
+        if sname in pre_orders:
+            order, fit_s = pre_orders[sname], pre_fit[sname]
+        else:
+            ranker = make_ranker(sname, seed * 1000 + fold, knn)
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    warnings.simplefilter("ignore", UserWarning)
+                    order = np.asarray(ranker(Xtr, ytr))
+            except Exception as err:  # keep the long run going; say what failed
+                failed[sname] = f"{type(err).__name__}: {err}"
+                continue
+            fit_s = time.perf_counter() - t0
+        for k_eff, k in k_pairs:
+            cols = order[:k_eff]
+            prec = None
+            if informative is not None:
+                hits = np.intersect1d(cols, informative).size
+                prec = hits / min(k_eff, informative.size)
+            rows.append(dict(
+                dataset=dname, selector=sname, seed=seed, fold=fold, k=k,
+                k_eff=k_eff, n_features=d,
+                accuracy=_svm_accuracy(Xtr[:, cols], ytr, X[te][:, cols], y[te]),
+                precision=prec, fit_s=fit_s))
+    return rows, failed
+
+
+def _init_worker() -> None:
+    """Pool worker: one torch thread and one BLAS/OpenMP thread (16 workers on 16 cores)."""
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        pass
+
+
+def _job_cost(dname: str, root: str | None) -> float:
+    """A rough relative cost of one job, to start the big ones first: the Inf-FS affinities
+    cost ~n^2 m, ReliefF ~m^2 n."""
+    if dname in PLANTED:
+        m, n = PLANTED[dname][:2]
+    else:
+        X = load_dataset(dname, root)[0]
+        m, n = X.shape
+    return float(m) * n * (n + m)
+
+
 def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] = KS,
         seeds: int | Sequence[int] = 1, n_folds: int = 5, root: str | None = None,
-        knn: int = 10, progress: bool = True,
+        knn: int = 10, progress: bool = True, workers: int = 1,
         on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Run the protocol; one row per (dataset, selector, seed, fold, k).
 
     Row keys: ``dataset, selector, seed, fold, k, k_eff, n_features, accuracy, precision``
-    (planted sets only, else ``None``), ``fit_s`` (the selector's fit time on the fold).
-    A selector that raises on a dataset is reported on stderr and gives no rows there.
+    (planted sets only, else ``None``), ``fit_s`` (the selector's fit time on the fold; the
+    Inf-FS selectors of one graph share one affinity build, see :func:`inffs_orders`).
+    A selector that raises on a dataset is reported on stderr and gives no rows there (for
+    any seed or fold). Each selector ranks the features of the training fold only.
+
+    ``workers > 1`` runs the (dataset, seed, fold) jobs in a pool of that many fresh
+    (spawned) processes, one torch / BLAS thread each, the largest datasets first; the rows
+    come back in the serial order and, but for ``fit_s``, equal the serial run's (every
+    random choice is seeded by the job; bit for bit when the serial run also uses one thread,
+    ``--threads 1``). ``on_dataset_done(rows so far)`` is called when all seeds and folds of
+    a dataset are done.
     """
     datasets, selectors = expand_datasets(datasets), expand_selectors(selectors)
     seed_list = _seed_list(seeds)
     if not ks or min(ks) < 1:
         raise ValueError(f"ks must be positive ints, got {list(ks)}")
-    rows: list[dict] = []
-    tasks = [(d, s, f) for d in datasets for s in seed_list for f in range(n_folds)]
-    bar = tqdm(total=len(tasks) * len(selectors), disable=not progress, desc="feature ranking",
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    jobs = [(d, s, f) for d in datasets for s in seed_list for f in range(n_folds)]
+    per_job = len(selectors)
+    bar = tqdm(total=len(jobs) * per_job, disable=not progress, desc="feature ranking",
                dynamic_ncols=True)
-    failed: set[tuple[str, str]] = set()
-    for dname in datasets:
-        for seed in seed_list:
-            X, y, informative = load_dataset(dname, root, seed)
-            d = X.shape[1]
-            k_pairs = sorted({(min(k, d), k) for k in ks})
-            folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # classes smaller than n_folds
-                splits = list(folds.split(X, y))
-            for fold, (tr, te) in enumerate(splits):
-                for sname in selectors:
-                    bar.set_postfix_str(f"{dname} seed {seed} fold {fold} {sname}")
-                    if (dname, sname) in failed:
-                        bar.update(1)
-                        continue
-                    ranker = make_ranker(sname, seed * 1000 + fold, knn)
-                    t0 = time.perf_counter()
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", RuntimeWarning)
-                            warnings.simplefilter("ignore", UserWarning)
-                            order = np.asarray(ranker(X[tr], y[tr]))
-                    except Exception as err:  # keep the long run going; say what failed
-                        failed.add((dname, sname))
-                        rows[:] = [r for r in rows
-                                   if (r["dataset"], r["selector"]) != (dname, sname)]
-                        print(f"\n{sname} failed on {dname}: {type(err).__name__}: {err}",
-                              file=sys.stderr)
-                        bar.update(1)
-                        continue
-                    fit_s = time.perf_counter() - t0
-                    for k_eff, k in k_pairs:
-                        cols = order[:k_eff]
-                        prec = None
-                        if informative is not None:
-                            hits = np.intersect1d(cols, informative).size
-                            prec = hits / min(k_eff, informative.size)
-                        rows.append(dict(
-                            dataset=dname, selector=sname, seed=seed, fold=fold, k=k,
-                            k_eff=k_eff, n_features=d,
-                            accuracy=_svm_accuracy(X[tr][:, cols], y[tr], X[te][:, cols], y[te]),
-                            precision=prec, fit_s=fit_s))
-                    bar.update(1)
-        if on_dataset_done is not None:
-            on_dataset_done(rows)
+    done: dict[tuple[str, int, int], list[dict]] = {}
+    failed: dict[tuple[str, str], str] = {}
+
+    def collect() -> list[dict]:
+        return [r for job in jobs if job in done for r in done[job]
+                if (r["dataset"], r["selector"]) not in failed]
+
+    def finish(job: tuple[str, int, int], rows: list[dict], errors: dict[str, str]) -> None:
+        done[job] = rows
+        for sname, msg in errors.items():
+            if (job[0], sname) not in failed:
+                failed[(job[0], sname)] = msg
+                print(f"\n{sname} failed on {job[0]}: {msg}", file=sys.stderr)
+        if on_dataset_done is not None and all(j in done for j in jobs if j[0] == job[0]):
+            on_dataset_done(collect())
+
+    def tick(msg: str) -> None:
+        bar.set_postfix_str(msg)
+        bar.update(1)
+
+    if workers == 1:
+        for job in jobs:
+            skip = [s for s in selectors if (job[0], s) in failed]
+            todo = [s for s in selectors if s not in skip]
+            bar.update(len(skip))
+            finish(job, *_run_job(*job, todo, ks, n_folds, root, knn, tick))
+    else:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        cost = {d: _job_cost(d, root) for d in datasets}
+        order = sorted(jobs, key=lambda j: -cost[j[0]])  # stable: a dataset's folds together
+        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+        os.environ.update({v: "1" for v in _THREAD_VARS})  # inherited by the spawned workers
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_worker) as pool:
+                futures = {pool.submit(_run_job, *job, list(selectors), list(ks), n_folds,
+                                       root, knn): job for job in order}
+                for fut in as_completed(futures):
+                    job = futures[fut]
+                    finish(job, *fut.result())
+                    bar.set_postfix_str(f"{job[0]} seed {job[1]} fold {job[2]}")
+                    bar.update(per_job)
+        finally:
+            for v, val in saved.items():
+                if val is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = val
     bar.close()
-    return rows
+    return collect()
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ---- tables and plots --------------------------------------------------------------------
@@ -390,6 +539,112 @@ def plot(rows: list[dict], out: str | Path) -> list[Path]:
     return paths
 
 
+# ---- why the hops change (little) ------------------------------------------------------
+
+def _top_eigs(apply, n: int, dense: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The two eigenvalues of largest magnitude of a symmetric matrix (largest first) and the
+    Perron vector: dense ``eigh`` up to n = 2000, else ARPACK from the all-ones vector."""
+    if n <= 2000:
+        lam, vec = np.linalg.eigh(dense())
+        idx = np.argsort(-np.abs(lam))[:2]
+        return lam[idx], vec[:, idx[0]]
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    op = LinearOperator((n, n), matvec=apply, dtype=np.float64)
+    lam, vec = eigsh(op, k=2, which="LM", v0=np.ones(n), tol=1e-8)
+    idx = np.argsort(-np.abs(lam))
+    return lam[idx], vec[:, idx[0]]
+
+
+def _agreement(a: np.ndarray, b: np.ndarray, ks: Sequence[int]) -> tuple[float, list[float]]:
+    """Kendall's tau of two score vectors and the overlap |top-k(a) ∩ top-k(b)| / k."""
+    from scipy.stats import kendalltau
+    oa, ob = _order(a), _order(b)
+    over = [len(np.intersect1d(oa[:k], ob[:k])) / k if k < a.size else math.nan for k in ks]
+    return float(kendalltau(a, b).statistic), over
+
+
+def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
+             alpha: float = 0.5, r: float = 0.9, ks: Sequence[int] = (10, 50),
+             progress: bool = True) -> list[dict]:
+    r"""Why Inf-FS ranks alike at 1, 2, ... and infinitely many hops, per dataset (all samples).
+
+    For a symmetric affinity :math:`A = \sum_i \lambda_i v_i v_i^\top` (:math:`\lambda_1` the
+    Perron root) and :math:`\mathbf{1} = \sum_i c_i v_i`, the K-hop score is
+
+    .. math::
+        \mathbf{s}_K = \sum_{k=1}^{K} \Big(\frac{r}{\lambda_1}\Big)^k A^k \mathbf{1}
+        = \sum_i c_i v_i \sum_{k=1}^{K} \Big(\frac{r \lambda_i}{\lambda_1}\Big)^k ,
+
+    so each hop shrinks the non-Perron parts by :math:`\lambda_i / \lambda_1` against the
+    Perron part. When :math:`|\lambda_2| / \lambda_1` is small and :math:`\mathbf{1}` is
+    nearly :math:`v_1` (an affinity close to a constant matrix), the degree
+    :math:`A\mathbf{1}` (one hop) already ranks like :math:`v_1` (infinitely many): more hops
+    cannot change the ranking but for near ties.
+
+    Row keys: ``dataset, m, n``; for the dense ``paper`` graph ``gap`` (:math:`|\lambda_2| /
+    \lambda_1`), ``cos1`` (cosine of :math:`\mathbf{1}` and :math:`v_1`), ``tau`` (Kendall's
+    tau of the 1-hop and infinite-hop scores), ``top{k}`` (their top-k overlap), ``rho_std``
+    (Spearman correlation of the infinite-hop score with the features' standard deviation:
+    how much the variance term decides); the same ``knn_gap``, ``knn_tau``, ``knn_top{k}``
+    for the ``knn``-sparsified graph, and ``sup_tau`` for the supervised u2020 graph.
+    """
+    from scipy.stats import spearmanr
+
+    from affgraph.inffs import feature_affinity, inffs_scores
+
+    out = []
+    for dname in tqdm(expand_datasets(datasets), disable=not progress, desc="diagnose"):
+        X, y, _ = load_dataset(dname, root)
+        m, n = X.shape
+        row: dict = dict(dataset=dname, m=m, n=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            A = feature_affinity(X, alpha=alpha)
+            if 8 * n * n <= 2 ** 30:
+                A.dense()
+            apply = lambda v: A.matvec(torch.as_tensor(v, dtype=torch.float64)).numpy()  # noqa: E731
+            lam, v1 = _top_eigs(apply, n, lambda: A.dense().numpy())
+            row["gap"] = abs(lam[1]) / lam[0]
+            row["cos1"] = abs(v1.sum()) / math.sqrt(n)
+            h1 = inffs_scores(X, alpha=alpha, r=r, hops=1).numpy()
+            hinf = inffs_scores(X, alpha=alpha, r=r).numpy()
+            row["tau"], over = _agreement(h1, hinf, ks)
+            row.update({f"top{k}": o for k, o in zip(ks, over)})
+            row["rho_std"] = float(spearmanr(hinf, X.std(0, ddof=1)).statistic)
+            ei, w = A.knn_graph(knn)
+            from scipy.sparse import coo_matrix
+            K = coo_matrix((w.numpy(), (ei[1].numpy(), ei[0].numpy())), shape=(n, n)).tocsr()
+            lam, _ = _top_eigs(lambda v: K @ v, n, lambda: K.toarray())
+            row["knn_gap"] = abs(lam[1]) / lam[0]
+            k1 = inffs_scores(X, alpha=alpha, r=r, hops=1, knn=knn).numpy()
+            kinf = inffs_scores(X, alpha=alpha, r=r, knn=knn).numpy()
+            row["knn_tau"], over = _agreement(k1, kinf, ks)
+            row.update({f"knn_top{k}": o for k, o in zip(ks, over)})
+            s1 = inffs_scores(X, y, variant="u2020", hops=1).numpy()
+            sinf = inffs_scores(X, y, variant="u2020").numpy()
+            row["sup_tau"] = _agreement(s1, sinf, ks)[0]
+        out.append(row)
+    return out
+
+
+def format_diagnosis(rows: list[dict]) -> str:
+    """The rows of :func:`diagnose` as a Markdown table."""
+    if not rows:
+        return "(no datasets)"
+    ks = [int(k[3:]) for k in rows[0] if re.fullmatch(r"top\d+", k)]
+    f = lambda v, pct=False: "—" if v is None or (isinstance(v, float) and math.isnan(v)) \
+        else (f"{100 * v:.0f}%" if pct else f"{v:.3f}")  # noqa: E731
+    header = ["dataset", "m", "n", "λ2/λ1", "cos(1,v1)", "τ h1:h∞",
+              *[f"top{k} h1:h∞" for k in ks], "ρ(score,std)", "kNN λ2/λ1", "kNN τ",
+              *[f"kNN top{k}" for k in ks], "sup τ"]
+    table = [[r["dataset"], r["m"], r["n"], f(r["gap"]), f(r["cos1"]), f(r["tau"]),
+              *[f(r[f"top{k}"], True) for k in ks], f(r["rho_std"]), f(r["knn_gap"]),
+              f(r["knn_tau"]), *[f(r[f"knn_top{k}"], True) for k in ks], f(r["sup_tau"])]
+             for r in rows]
+    return ("### Inf-FS: one hop against infinitely many (all samples; τ = Kendall's tau of "
+            "the scores, topk = overlap of the top-k sets)\n\n" + markdown_table(header, table))
+
+
 # ---- command line ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -416,9 +671,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, help="write one row per fold and k to this CSV file")
     p.add_argument("--json", default=None, help="write one row per fold and k to this JSON "
                    "file (rewritten after each dataset, so a cut run keeps what it finished)")
-    p.add_argument("--load", default=None, metavar="JSON",
-                   help="print the tables and plots of rows saved by --json; run nothing")
+    p.add_argument("--load", nargs="+", default=None, metavar="JSON",
+                   help="print the tables and plots of rows saved by --json (one or more "
+                        "files, e.g. one per machine or seed range, concatenated); run nothing")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes running (dataset, seed) jobs in parallel, one thread each "
+                        "(default: 1, in this process)")
+    p.add_argument("--diagnose", action="store_true",
+                   help="print, per dataset (all samples), why Inf-FS hops change little: the "
+                        "spectral gap of the dense and kNN feature graphs and the agreement of "
+                        "the 1-hop and infinite-hop rankings; run nothing else")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -427,11 +690,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
     if args.load:
-        try:
-            rows = json.loads(Path(args.load).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise SystemExit(f"error: cannot read rows from {args.load}: {err}") from None
+        rows = load_rows(args.load)
         print(format_tables(rows))
         if not args.no_plot and rows:
             for path in plot(rows, args.out):
@@ -453,9 +715,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     def checkpoint(rows: list[dict]) -> None:
         write_rows(rows, json_path=args.json)
 
+    if args.diagnose:
+        print(format_diagnosis(diagnose(datasets, root=args.data_root, knn=args.knn,
+                                        progress=not args.no_progress)))
+        return []
     rows = run(datasets, selectors, ks=args.ks, seeds=seeds, n_folds=args.folds,
                root=args.data_root, knn=args.knn, progress=not args.no_progress,
-               on_dataset_done=checkpoint if args.json else None)
+               workers=args.workers, on_dataset_done=checkpoint if args.json else None)
     print(format_tables(rows))
     write_rows(rows, csv_path=args.csv, json_path=args.json)
     if not args.no_plot and rows:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import kendalltau, spearmanr
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -80,3 +81,107 @@ def test_bad_names():
         fr.main(["--quick", "--datasets", "mnist", "--no-progress"])
     assert fr.expand_selectors(["baselines"]) == list(fr.BASELINES)
     assert len(fr.expand_datasets(["all"])) == 22 + 3 + 1
+
+
+def _strip_time(rows):
+    return [{k: v for k, v in r.items() if k != "fit_s"} for r in rows]
+
+
+def test_workers_give_the_serial_rows(tmp_path):
+    # the same (dataset, seed) jobs in 2 spawned worker processes: equal rows, serial order
+    sels = ["random", "mi", "inffs-h2", "inffs-knn-h2", "inffs-sup-hinf", "relieff"]
+    kw = dict(ks=[3, 8], seeds=[0, 1], n_folds=2, progress=False)
+    done = []
+    serial = fr.run(["wine", "planted-small"], sels, **kw)
+    parallel = fr.run(["wine", "planted-small"], sels, workers=2,
+                      on_dataset_done=lambda rows: done.append(len(rows)), **kw)
+    assert len(serial) == 2 * len(sels) * 2 * 2 * 2
+    assert _strip_time(parallel) == _strip_time(serial)
+    assert sorted(done) == [len(serial) // 2, len(serial)]  # one checkpoint per dataset
+    with pytest.raises(ValueError, match="workers must be a positive int"):
+        fr.run(["wine"], ["random"], workers=0, **kw)
+
+
+def test_load_merges_several_files(tmp_path, capsys):
+    a = fr.run(["wine"], ["anova", "random"], ks=[5], seeds=[0], n_folds=2, progress=False)
+    b = fr.run(["wine"], ["anova", "random"], ks=[5], seeds=[1], n_folds=2, progress=False)
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    rows = fr.main(["--load", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--no-plot"])
+    assert rows == json.loads(json.dumps(a + b))
+    assert "accuracy % over 2 folds x 2 seeds" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="cannot read rows"):
+        fr.main(["--load", str(tmp_path / "missing.json"), "--no-plot"])
+
+
+def test_rankers_see_the_training_fold_only(monkeypatch):
+    X, y = load_embedded("wine")
+    seen = {"fisher": [], "inffs": []}
+    real_ranker, real_inffs = fr.make_ranker, fr.inffs_orders
+
+    def spy_ranker(name, seed, knn=10):
+        rank = real_ranker(name, seed, knn)
+
+        def wrapped(Xtr, ytr):
+            seen["fisher"].append((Xtr.copy(), ytr.copy()))
+            return rank(Xtr, ytr)
+        return wrapped
+
+    def spy_inffs(selectors, Xtr, ytr, knn=10):
+        if any(s.startswith("inffs") for s in selectors):
+            seen["inffs"].append((Xtr.copy(), ytr.copy()))
+        return real_inffs(selectors, Xtr, ytr, knn)
+    monkeypatch.setattr(fr, "make_ranker", spy_ranker)
+    monkeypatch.setattr(fr, "inffs_orders", spy_inffs)
+    fr.run(["wine"], ["inffs-hinf", "fisher"], ks=[5], seeds=[3], n_folds=4, progress=False)
+    splits = list(StratifiedKFold(4, shuffle=True, random_state=3).split(X, y))
+    for calls in seen.values():
+        assert len(calls) == 4
+        for (Xs, ys), (tr, _) in zip(calls, splits):
+            np.testing.assert_array_equal(Xs, X[tr])
+            np.testing.assert_array_equal(ys, y[tr])
+
+
+def test_inffs_selects_the_top_scores():
+    # the ranker's first k features are the k largest Inf-FS scores (higher = selected first)
+    X, y = load_embedded("breast_cancer")
+    order = fr.make_ranker("inffs-hinf", seed=0)(X, y)
+    scores = InfFS().fit(X).scores_
+    assert np.all(np.diff(scores[order]) <= 0)
+    assert set(order[:10]) == set(np.argsort(-scores)[:10])
+
+
+def test_diagnose_against_dense_closed_forms():
+    # oracle: the float64 affinity built by hand (FSLib normalisation), its eigenvalues, and
+    # the 1-hop / infinite-hop scores r A 1 and ((I - r A)^-1 - I) 1 with r = 0.9 / lambda_1
+    X, y = load_embedded("wine")
+    C = np.nan_to_num(spearmanr(X).statistic, nan=0.0)
+    sd = X.std(0, ddof=1)
+    M = np.maximum.outer(sd, sd)
+    M = (M - M.min()) / (M.max() - M.min())
+    A = 0.5 * M + 0.5 * (1 - np.abs(C))
+    lam = np.linalg.eigvalsh(A)
+    lam = lam[np.argsort(-np.abs(lam))]
+    r = 0.9 / lam[0]
+    h1 = r * A.sum(1)
+    hinf = (np.linalg.inv(np.eye(13) - r * A) - np.eye(13)).sum(1)
+    (row,) = fr.diagnose(["wine"], knn=3, ks=[5], progress=False)
+    assert row["gap"] == pytest.approx(abs(lam[1]) / lam[0], rel=1e-9)
+    assert row["tau"] == pytest.approx(kendalltau(h1, hinf).statistic, abs=1e-12)
+    top = lambda s: set(np.argsort(-s, kind="stable")[:5])  # noqa: E731
+    assert row["top5"] == len(top(h1) & top(hinf)) / 5
+    assert row["rho_std"] == pytest.approx(spearmanr(hinf, sd).statistic, abs=1e-12)
+    assert 0 < row["knn_gap"] < 1 and -1 <= row["knn_tau"] <= 1
+    text = fr.format_diagnosis([row])
+    assert "| wine | 178 | 13 |" in text
+
+
+def test_shared_inffs_builds_give_the_selector_orders():
+    # one affinity build per graph for all hop counts == each selector fitted on its own
+    X, y, _ = fr.load_dataset("planted-small", None, 0)
+    sels = list(fr.INFFS) + ["anova"]
+    orders, fit, errors = fr.inffs_orders(sels, X, y, knn=5)
+    assert set(orders) == set(fr.INFFS) and not errors and "anova" not in orders
+    for s in fr.INFFS:
+        np.testing.assert_array_equal(orders[s], fr.make_ranker(s, 0, knn=5)(X, y))
+    assert all(t >= 0 for t in fit.values())
