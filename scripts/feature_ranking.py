@@ -602,12 +602,12 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             A = feature_affinity(X, alpha=alpha)
             if 8 * n * n <= 2 ** 30:
                 A.dense()
-            apply = lambda v: A.matvec(torch.as_tensor(v, dtype=torch.float64)).numpy()  # noqa: E731
+            def apply(v: np.ndarray) -> np.ndarray:
+                return A.matvec(torch.as_tensor(v, dtype=torch.float64)).numpy()
             lam, v1 = _top_eigs(apply, n, lambda: A.dense().numpy())
             row["gap"] = abs(lam[1]) / lam[0]
             row["cos1"] = abs(v1.sum()) / math.sqrt(n)
-            h1 = inffs_scores(X, alpha=alpha, r=r, hops=1).numpy()
-            hinf = inffs_scores(X, alpha=alpha, r=r).numpy()
+            h1, hinf = inffs_scores(X, alpha=alpha, r=r, hops=[1, math.inf]).numpy()
             row["tau"], over = _agreement(h1, hinf, ks)
             row.update({f"top{k}": o for k, o in zip(ks, over)})
             row["rho_std"] = float(spearmanr(hinf, X.std(0, ddof=1)).statistic)
@@ -616,12 +616,10 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             K = coo_matrix((w.numpy(), (ei[1].numpy(), ei[0].numpy())), shape=(n, n)).tocsr()
             lam, _ = _top_eigs(lambda v: K @ v, n, lambda: K.toarray())
             row["knn_gap"] = abs(lam[1]) / lam[0]
-            k1 = inffs_scores(X, alpha=alpha, r=r, hops=1, knn=knn).numpy()
-            kinf = inffs_scores(X, alpha=alpha, r=r, knn=knn).numpy()
+            k1, kinf = inffs_scores(X, alpha=alpha, r=r, hops=[1, math.inf], knn=knn).numpy()
             row["knn_tau"], over = _agreement(k1, kinf, ks)
             row.update({f"knn_top{k}": o for k, o in zip(ks, over)})
-            s1 = inffs_scores(X, y, variant="u2020", hops=1).numpy()
-            sinf = inffs_scores(X, y, variant="u2020").numpy()
+            s1, sinf = inffs_scores(X, y, variant="u2020", hops=[1, math.inf]).numpy()
             row["sup_tau"] = _agreement(s1, sinf, ks)[0]
         out.append(row)
     return out
