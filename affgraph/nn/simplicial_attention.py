@@ -38,8 +38,9 @@ class SimplicialAttention(torch.nn.Module):
         bias (bool, optional): biases in the projections. (default: ``True``)
         root_weight (bool, optional): add the skip term :math:`\mathbf{W}_r \mathbf{x}_i`.
             (default: ``True``)
-        block_elements (int, optional): logits held at once by the blocked kernel.
-            (default: ``2**21``)
+        block_elements (int, optional): logits held at once by the blocked kernel; ``None``
+            picks the kernel's device default (``2**21`` on the CPU, ``2**25`` on a GPU).
+            (default: ``None``)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`, ``batch`` :math:`(N)` *(optional)*
@@ -49,7 +50,7 @@ class SimplicialAttention(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, heads: int = 1,
                  window: Optional[Tuple[int, int]] = None, causal: bool = False,
                  concat: bool = True, bias: bool = True, root_weight: bool = True,
-                 block_elements: int = 1 << 21) -> None:
+                 block_elements: Optional[int] = None) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("heads", heads)):
