@@ -208,7 +208,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         hops: Sequence[int | float] = HOPS, seeds: int | Sequence[int] = 10,
         data_root: str | os.PathLike | None = None, epochs: int = 500, patience: int = 100,
         csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
-        on_row: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        on_row: Callable[[list[dict]], None] | None = None,
+        done: Sequence[dict] = ()) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -223,6 +224,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         progress: show a tqdm progress bar.
         device: the torch device that trains the models.
         on_row: called with the rows so far after each run (checkpointing).
+        done: rows of an earlier, cut run (``--resume``): kept, and their runs (same dataset,
+            model, hops and seed) are not repeated.
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
@@ -238,13 +241,19 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         raise ValueError(f"epochs and patience must be >= 1, got {epochs} and {patience}")
     configs = [(m, k) for m in models for k in (hops if m in HOP_MODELS else [None])]
     total = len(datasets) * len(seeds) * len(configs)
-    rows: list[dict] = []
+    rows: list[dict] = list(done)
+    finished = {(r["dataset"], r["model"], r["hops"], r["seed"]) for r in rows}
     with tqdm(total=total, desc="node classification", disable=not progress,
               dynamic_ncols=True) as bar:
         for name in datasets:
             for seed in seeds:
+                todo = [(m, k) for m, k in configs
+                        if (name, m, hop_label(k), seed) not in finished]
+                bar.update(len(configs) - len(todo))
+                if not todo:
+                    continue
                 data = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
-                for model_name, k in configs:
+                for model_name, k in todo:
                     bar.set_postfix_str(f"{name} {model_name}{' K=' + hop_label(k) if k else ''} "
                                         f"seed {seed}")
                     res = train_eval(model_name, data, hops=k, epochs=epochs,
@@ -395,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: cSBM only, 2 seeds, 30 epochs, hops 1 2 inf")
     add_output_args(p, row="run", plot="plot")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in the --json file and run only the missing ones")
     return p
 
 
@@ -423,7 +434,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     root = args.data_root
     if needs_root(datasets) and root is None and os.environ.get("AFFGRAPH_DATA") is None:
         print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
-    rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root,
+    done = []
+    if args.resume:
+        if not args.json:
+            raise SystemExit("error: --resume continues the run saved in --json FILE; give --json")
+        done = load_rows([args.json]) if Path(args.json).exists() else []
+    rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root, done=done,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
                on_row=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)

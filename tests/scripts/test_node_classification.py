@@ -121,3 +121,20 @@ def test_main_end_to_end(tmp_path, capsys):
 def test_main_rejects_unknown_dataset():
     with pytest.raises(SystemExit, match="unknown dataset"):
         nc.main(["--datasets", "nope", "--no-plot", "--no-progress"])
+
+
+def test_resume_runs_only_the_missing_rows(tmp_path):
+    js = tmp_path / "rows.json"
+    common = ["--datasets", "csbm-0.5", "--models", "GCN", "--epochs", "3", "--patience", "3",
+              "--csbm-nodes", "50", "--json", str(js), "--no-plot", "--no-progress"]
+    first = nc.main(common + ["--seeds", "1"])
+    full = nc.main(common + ["--seeds", "3"])  # the uncut run, for comparison
+    js.write_text(json.dumps(first))            # as if the 3-seed run had been cut after seed 0
+    resumed = nc.main(common + ["--seeds", "3", "--resume"])
+    assert [r["seed"] for r in resumed] == [0, 1, 2]
+    assert resumed[0] == json.loads(json.dumps(first[0]))  # kept as saved, not rerun
+    for a, b in zip(resumed[1:], full[1:]):                # the missing runs are the same runs
+        assert a["test_acc"] == b["test_acc"] and a["val_acc"] == b["val_acc"]
+    assert json.loads(js.read_text()) == json.loads(json.dumps(resumed))
+    with pytest.raises(SystemExit, match="give --json"):
+        nc.main(["--datasets", "csbm-0.5", "--resume", "--no-plot"])
