@@ -33,16 +33,53 @@ def test_forward_shapes_and_unknown_model():
 def test_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "rows.json"
     plot = tmp_path / "acc.png"
-    rows = higher_order.main(["--quick", "--json", str(out), "--csv", str(tmp_path / "rows.csv"),
-                              "--plot", str(plot)])
+    rows = higher_order.main(["--quick", "--device", "cpu", "--json", str(out),
+                              "--csv", str(tmp_path / "rows.csv"), "--plot", str(plot)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(rows))
     assert {r["model"] for r in rows} == {"attention", "attention-4", "simplicial"}
-    assert {r["seq_len"] for r in rows} == {4, 6} and {r["seed"] for r in rows} == {0, 1}
+    assert {r["seq_len"] for r in rows} == {6, 8} and {r["seed"] for r in rows} == {0, 1}
+    assert all(r["pairwise_free"] and r["device"] == "cpu" and r["modulus"] == 16 for r in rows)
     assert all(0.0 <= r["test_acc"] <= 1.0 for r in rows)
     assert plot.stat().st_size > 0 and (tmp_path / "rows.csv").read_text().startswith("model,")
     table = capsys.readouterr().out
-    assert "| simplicial |" in table and "N=6" in table
+    assert "| simplicial |" in table and "N=8" in table and "pairwise-free" in table
+    assert all(r["steps"] == 5 and r["batch_size"] == 64 for r in rows) and "5 steps x 64" in table
     # re-summarising the JSON reproduces the table without training
     again = higher_order.main(["--from-json", str(out)])
     assert again == json.loads(out.read_text())
-    assert higher_order.summarize(rows) in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert higher_order.summarize(rows) in table and "5 steps x 64" in table  # not the defaults
+
+
+def test_training_data_are_pairwise_free_and_the_switch_turns_it_off(monkeypatch):
+    from affgraph.datasets.match3 import match3_pairwise_free
+
+    seen = []
+    real = higher_order.match3_data
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["pairwise_free"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(higher_order, "match3_data", spy)
+    row = higher_order.train_one("attention", 8, 16, 0, width=4, hidden=8, hops=2, steps=2,
+                                 batch_size=4, lr=1e-3, n_train=32, n_test=16, pairwise_free=True)
+    assert seen == [True, True] and row["pairwise_free"] is True
+    x, _ = real(32, 8, 16, seed=10_000, pairwise_free=True)
+    assert match3_pairwise_free(x, 16).all()
+    seen.clear()
+    rows = higher_order.main(["--quick", "--no-pairwise-free", "--models", "attention",
+                              "--seeds", "0"])
+    assert set(seen) == {False} and not any(r["pairwise_free"] for r in rows)
+
+
+def test_same_seed_same_result_and_bad_device():
+    kw = dict(width=4, hidden=8, hops=2, steps=3, batch_size=4, lr=1e-3, n_train=32, n_test=16)
+    a = higher_order.train_one("simplicial", 6, 16, 1, **kw)
+    b = higher_order.train_one("simplicial", 6, 16, 1, **kw)
+    assert a["test_acc"] == b["test_acc"] and a["final_loss"] == b["final_loss"]
+    with pytest.raises(SystemExit, match="device"):
+        higher_order.main(["--quick", "--device", "nonsense"])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="CUDA is not available"):
+            higher_order.main(["--quick", "--device", "cuda"])
