@@ -185,3 +185,25 @@ def test_shared_inffs_builds_give_the_selector_orders():
     for s in fr.INFFS:
         np.testing.assert_array_equal(orders[s], fr.make_ranker(s, 0, knn=5)(X, y))
     assert all(t >= 0 for t in fit.values())
+
+
+def test_one_svm_per_distinct_feature_set(monkeypatch):
+    # wine has 13 features: at k=20 every selector keeps all of them, so one SVM fit per fold
+    # serves all; each accuracy equals the SVM refitted on that selector's set by hand
+    calls = []
+    real = fr._svm_accuracy
+    monkeypatch.setattr(fr, "_svm_accuracy", lambda *a: calls.append(a[0].shape) or real(*a))
+    sels = ["anova", "fisher", "random", "variance"]
+    rows = fr.run(["wine"], sels, ks=[3, 20], seeds=[0], n_folds=3, progress=False)
+    X, y = load_embedded("wine")
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    n_sets = 0
+    for fold, (tr, te) in enumerate(splits):
+        sets = {tuple(np.sort(fr.make_ranker(s, fold)(X[tr], y[tr])[:3])) for s in sels}
+        n_sets += len(sets) + 1  # + the set of all 13 features
+        for r in rows:
+            if r["fold"] == fold and r["k"] == 3:
+                cols = np.sort(fr.make_ranker(r["selector"], fold)(X[tr], y[tr])[:3])
+                assert r["accuracy"] == real(X[tr][:, cols], y[tr], X[te][:, cols], y[te])
+    assert len(calls) == n_sets < len(rows)
+    assert len({r["accuracy"] for r in rows if r["k"] == 20 and r["fold"] == 0}) == 1
