@@ -678,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "files, e.g. one per machine or seed range, concatenated); run nothing")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=1,
-                   help="processes running (dataset, seed) jobs in parallel, one thread each "
+                   help="processes running (dataset, seed, fold) jobs in parallel, one thread each "
                         "(default: 1, in this process)")
     p.add_argument("--diagnose", action="store_true",
                    help="print, per dataset (all samples), why Inf-FS hops change little: the "
