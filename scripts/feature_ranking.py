@@ -3,8 +3,8 @@
 Protocol (as in the Inf-FS papers): stratified 5-fold cross-validation; each selector ranks the
 features on the training fold only; a linear SVM (features standardised on the training fold,
 in the data's column order; one fit per distinct feature set and fold, shared by the selectors
-that chose it) is trained on the top-k features for k in {10, 50, 100, 150, 200} (capped by the feature count)
-and scored on the test fold. Prints accuracy mean ± std per dataset (over folds and seeds), the
+that chose it) is trained on the top-k features for k in {10, 50, 100, 150, 200} (capped by
+the feature count) and scored on the test fold. Prints accuracy mean ± std per dataset (over folds and seeds), the
 average rank of each selector across datasets per k, and precision@k of the planted features
 on the synthetic sets; writes ``--csv``/``--json`` rows and two plots (accuracy against k per
 selector, accuracy against hops).
@@ -16,7 +16,7 @@ hop count and kNN at infinitely many), and ``anova`` (F statistic), ``mi`` (mutu
 information), ``variance`` (scikit-learn), ``fisher``, ``relieff``, ``laplacian``
 (affgraph.baselines), ``random``.
 
-``--workers N`` runs the (dataset, seed) jobs in N processes of one thread each, with the
+``--workers N`` runs the (dataset, seed, fold) jobs in N processes of one thread each, with the
 serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together;
 ``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
 the 1-hop and infinite-hop rankings agree (why the hops change so little on the dense graph).
