@@ -6,8 +6,8 @@ in the data's column order; one fit per distinct feature set and fold, shared by
 that chose it) is trained on the top-k features for k in {10, 50, 100, 150, 200} (capped by
 the feature count) and scored on the test fold. Prints accuracy mean ± std per dataset (over
 folds and seeds), the average rank of each selector across datasets per k, and precision@k of
-the planted features on the synthetic sets; writes ``--csv``/``--json`` rows and two plots (accuracy against k per
-selector, accuracy against hops).
+the planted features on the synthetic sets; writes ``--csv``/``--json`` rows and two plots
+(accuracy against k per selector, accuracy against hops).
 
 Selectors: ``inffs[-sup][-knn]-h{1,2,3,5,inf}`` (affgraph.selection.InfFS; ``-sup`` is the
 supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours; the
