@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
 import sys
 import time
@@ -41,7 +40,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, mean_std, resolve_device, set_seed, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    load_rows, markdown_table, mean_std, resolve_device, set_seed, write_rows,
+)
 
 from affgraph.datasets import make_match3  # noqa: E402
 from affgraph.nn import AffinityAttention, SimplicialAttention  # noqa: E402
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--from-json", nargs="+", metavar="FILE",
                         help="no training: summarise (and plot) the rows of earlier --json runs")
     parser.add_argument("--plot", help="write the accuracy-vs-length plot here")
-    parser.add_argument("--json", help="write the rows as JSON")
+    parser.add_argument("--json", help="write the rows as JSON (rewritten after every run)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in the --json file; train only the missing runs")
     parser.add_argument("--csv", help="write the rows as CSV")
     args = parser.parse_args(argv)
     if args.quick:
@@ -199,12 +202,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     runs = [(m, n, s) for n in args.lengths for m in args.models for s in args.seeds]
-    rows = [r for f in args.from_json or [] for r in json.loads(Path(f).read_text())]
+    rows = load_rows(args.from_json) if args.from_json else []
+    if args.resume:
+        if not args.json:
+            raise SystemExit("error: --resume continues the run saved in --json FILE; give --json")
+        rows = load_rows([args.json]) if Path(args.json).exists() else []
+        label = {"attention-K": f"attention-{args.hops}"}
+        done = {(r["model"], r["seq_len"], r["seed"]) for r in rows
+                if r["modulus"] == args.modulus and r.get("steps") == args.steps}
+        runs = [(m, n, s) for m, n, s in runs if (label.get(m, m), n, s) not in done]
     for m, n, s in tqdm([] if args.from_json else runs, desc="higher_order"):
         rows.append(train_one(m, n, args.modulus, s, width=args.width, hidden=args.hidden,
                               hops=args.hops, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, n_train=args.n_train, n_test=args.n_test,
                               pairwise_free=args.pairwise_free, device=device))
+        if args.json:
+            write_rows(rows, json_path=args.json)
+    if not rows:
+        raise SystemExit("error: no runs to summarise")
     seeds = sorted({r["seed"] for r in rows})
     r0 = rows[0]
     free = "pairwise-free, " if r0.get("pairwise_free") else ""

@@ -83,3 +83,21 @@ def test_same_seed_same_result_and_bad_device():
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="CUDA is not available"):
             higher_order.main(["--quick", "--device", "cuda"])
+
+
+def test_resume_trains_only_the_missing_runs(tmp_path, monkeypatch):
+    out = tmp_path / "rows.json"
+    args = ["--quick", "--device", "cpu", "--json", str(out), "--models", "attention"]
+    full = higher_order.main(args)
+    out.write_text(json.dumps(full[:1]))  # as if cut after the first run
+    trained = []
+    real = higher_order.train_one
+    monkeypatch.setattr(higher_order, "train_one",
+                        lambda kind, n, *a, **kw: trained.append((kind, n, a[1])) or real(kind, n, *a, **kw))
+    resumed = higher_order.main(args + ["--resume"])
+    assert trained == [("attention", 6, 1), ("attention", 8, 0), ("attention", 8, 1)]
+    assert [(r["seq_len"], r["seed"], r["test_acc"]) for r in resumed] == \
+        [(r["seq_len"], r["seed"], r["test_acc"]) for r in full]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(resumed))
+    with pytest.raises(SystemExit, match="give --json"):
+        higher_order.main(["--quick", "--resume"])
