@@ -114,11 +114,12 @@ def write_rows(rows: list[dict], *, csv_path: str | None = None, json_path: str 
 
 
 def add_output_args(p: argparse.ArgumentParser, *, row: str = "run", plot: str = "plot",
-                    threads: int | None = 1) -> None:
+                    threads: int | None = 1, device: bool = True) -> None:
     """The output and runtime options the comparison scripts share: ``--out``, ``--no-plot``,
     ``--csv``, ``--json`` (rewritten as the run goes, so a cut run keeps what it finished),
-    ``--load`` (tabulate saved rows, run nothing), ``--threads``, ``--device`` and
-    ``--no-progress``. ``row`` names what one row is, ``plot`` what the folder holds."""
+    ``--load`` (tabulate saved rows, run nothing), ``--threads``, ``--device`` (unless
+    ``device=False``) and ``--no-progress``. ``row`` names what one row is, ``plot`` what the
+    folder holds."""
     p.add_argument("--out", default="results", help=f"folder of the {plot} (default: results/)")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--csv", default=None, help=f"write one row per {row} to this CSV file")
@@ -129,7 +130,8 @@ def add_output_args(p: argparse.ArgumentParser, *, row: str = "run", plot: str =
                         "concatenated); run nothing")
     p.add_argument("--threads", type=int, default=threads,
                    help=f"torch CPU threads (default: {threads or 'torch decides'})")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    if device:
+        p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true")
 
 

@@ -50,7 +50,7 @@ from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load_rows, markdown_table, mean_std, write_rows  # noqa: E402
+from _common import add_output_args, load_rows, markdown_table, mean_std, write_rows  # noqa: E402
 
 from affgraph.baselines import fisher_score, laplacian_score, relieff_score  # noqa: E402
 from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # noqa: E402
@@ -668,15 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with featsel/ (default: $AFFGRAPH_DATA, then datasets/cache/)")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: breast_cancer, wine, planted-small; k 5 10 20; 3 folds")
-    p.add_argument("--out", default="results", help="folder of the plots (default: results/)")
-    p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--csv", default=None, help="write one row per fold and k to this CSV file")
-    p.add_argument("--json", default=None, help="write one row per fold and k to this JSON "
-                   "file (rewritten after each dataset, so a cut run keeps what it finished)")
-    p.add_argument("--load", nargs="+", default=None, metavar="JSON",
-                   help="print the tables and plots of rows saved by --json (one or more "
-                        "files, e.g. one per machine or seed range, concatenated); run nothing")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_output_args(p, row="fold and k", plot="plots", threads=None, device=False)
     p.add_argument("--workers", type=int, default=1,
                    help="processes running (dataset, seed, fold) jobs in parallel, one thread each "
                         "(default: 1, in this process)")
@@ -684,7 +676,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print, per dataset (all samples), why Inf-FS hops change little: the "
                         "spectral gap of the dense and kNN feature graphs and the agreement of "
                         "the 1-hop and infinite-hop rankings; run nothing else")
-    p.add_argument("--no-progress", action="store_true")
     return p
 
 
