@@ -27,6 +27,17 @@ def check_finite(name: str, x: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or inf values")
 
 
+def check_finite_all(names: Sequence[str], tensors: Sequence[Tensor]) -> None:
+    """:func:`check_finite` for several tensors with one device-to-host transfer: the sums of
+    all floating tensors are stacked and tested together (on a GPU, one synchronisation instead
+    of one per tensor); only when that test fails is each tensor checked on its own, so the
+    error names the first offending argument."""
+    sums = [t.sum().float() for t in tensors if t.is_floating_point() and t.numel() > 0]
+    if sums and not bool(torch.isfinite(torch.stack(sums)).all()):
+        for name, t in zip(names, tensors):
+            check_finite(name, t)
+
+
 def check_tensor(name: str, x: Tensor, ndim: Optional[int] = None) -> None:
     """Require ``x`` to be a tensor (of ``ndim`` dimensions) whose floating values are finite
     (see :func:`check_finite`)."""

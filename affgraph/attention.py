@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from affgraph import supports as _supports
-from affgraph._checks import check_batch, check_edge_index, check_finite
+from affgraph._checks import check_batch, check_edge_index, check_finite_all
 from affgraph._csr import CSR, csr_attention, edge_softmax as _edge_softmax, to_user_order
 
 AttentionResult = Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]
@@ -38,7 +38,6 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
             raise ValueError(f"{name} must be [N, H, D], got shape {tuple(t.shape)}")
         if not t.is_floating_point():
             raise ValueError(f"{name} must be floating point, got {t.dtype}")
-        check_finite(name, t)
     if q.size(1) != k.size(1) or k.size(1) != v.size(1):
         raise ValueError(f"q, k, v must have the same number of heads, got "
                          f"{q.size(1)}, {k.size(1)}, {v.size(1)}")
@@ -48,6 +47,7 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor) -> None:
         raise ValueError(f"k and v must have the same number of items: {k.size(0)} vs {v.size(0)}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
+    check_finite_all(("q", "k", "v"), (q, k, v))
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Tensor] = None, *,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from affgraph import _checks
-from affgraph._checks import check_finite, check_tensor
+from affgraph._checks import check_finite, check_finite_all, check_tensor
 
 
 def test_check_finite_names_the_argument_for_every_non_finite_value():
@@ -42,7 +42,19 @@ def test_check_finite_skips_empty_and_integer_tensors():
 def test_check_finite_is_the_one_implementation():
     import affgraph.attention as attention
 
-    assert attention.check_finite is _checks.check_finite
+    assert attention.check_finite_all is _checks.check_finite_all
     with pytest.raises(ValueError, match="^k contains NaN or inf values$"):
         attention.attention(torch.randn(3, 1, 2), torch.full((3, 1, 2), float("nan")),
                             torch.randn(3, 1, 2))
+
+
+def test_check_finite_all_names_the_first_offender_and_passes_finite_input():
+    good = torch.randn(4, 3)
+    big = torch.full((4,), 3e38)  # finite float32 values whose sum overflows
+    check_finite_all(("a", "b", "c"), (good, big, torch.arange(3)))  # no error
+    bad = good.clone()
+    bad[1, 2] = float("-inf")
+    with pytest.raises(ValueError, match="^b contains NaN or inf values$"):
+        check_finite_all(("a", "b", "c"), (good, bad, bad.clone().fill_(float("nan"))))
+    check_finite_all((), ())
+    check_finite_all(("e",), (torch.empty(0),))
