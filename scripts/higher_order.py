@@ -22,7 +22,7 @@ relations that one standard attention layer can detect; on the unfiltered distri
 ``M = 16`` they alone decide about 90% of the positions, which is where one-layer standard
 attention ends up (about 90%), so that setting cannot separate the two mechanisms.
 
-    python scripts/higher_order.py --lengths 8 12 16 --seeds 0 1 2 3 4 --plot match3.png
+    python scripts/higher_order.py --plot match3.png      # M = 32, N = 6 8 10, 5 seeds (~1 h, 1 core)
     python scripts/higher_order.py --quick
 """
 from __future__ import annotations
@@ -170,15 +170,17 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[8, 12, 16])
-    parser.add_argument("--modulus", type=int, default=16)
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[6, 8, 10])
+    parser.add_argument("--modulus", type=int, default=32)
+    parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=64, help="readout width of the simplicial model")
     parser.add_argument("--hops", type=int, default=4, help="K of the attention-K model")
     parser.add_argument("--pairwise-free", action=argparse.BooleanOptionalAction, default=True,
                         help="keep only sequences without degenerate (pairwise) solutions "
                              "(default: on)")
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, nargs="+", default=[12_000, 12_000, 24_000],
+                        help="training steps: one number, or one per length (default: 12000 "
+                             "12000 24000 for the default lengths 6 8 10)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--n-train", type=int, default=20_000)
@@ -197,10 +199,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.modulus, args.width, args.hidden = [6, 8], 16, 4, 8
-        args.steps, args.n_train, args.n_test, args.seeds = 5, 64, 32, [0, 1]
+        args.steps, args.n_train, args.n_test, args.seeds = [5], 64, 32, [0, 1]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if len(args.steps) not in (1, len(args.lengths)):
+        raise SystemExit(f"error: give one --steps value or one per length ({len(args.lengths)}), "
+                         f"got {len(args.steps)}")
+    if min(args.steps) < 1:
+        raise SystemExit(f"error: --steps must be >= 1, got {args.steps}")
+    steps = dict(zip(args.lengths, args.steps * len(args.lengths) if len(args.steps) == 1
+                     else args.steps))
     runs = [(m, n, s) for n in args.lengths for m in args.models for s in args.seeds]
     rows = load_rows(args.from_json) if args.from_json else []
     if args.resume:
@@ -209,11 +218,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows = load_rows([args.json]) if Path(args.json).exists() else []
         label = {"attention-K": f"attention-{args.hops}"}
         done = {(r["model"], r["seq_len"], r["seed"]) for r in rows
-                if r["modulus"] == args.modulus and r.get("steps") == args.steps}
+                if r["modulus"] == args.modulus and r.get("steps") == steps.get(r["seq_len"])}
         runs = [(m, n, s) for m, n, s in runs if (label.get(m, m), n, s) not in done]
     for m, n, s in tqdm([] if args.from_json else runs, desc="higher_order"):
         rows.append(train_one(m, n, args.modulus, s, width=args.width, hidden=args.hidden,
-                              hops=args.hops, steps=args.steps, batch_size=args.batch_size,
+                              hops=args.hops, steps=steps[n], batch_size=args.batch_size,
                               lr=args.lr, n_train=args.n_train, n_test=args.n_test,
                               pairwise_free=args.pairwise_free, device=device))
         if args.json:
@@ -223,8 +232,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seeds = sorted({r["seed"] for r in rows})
     r0 = rows[0]
     free = "pairwise-free, " if r0.get("pairwise_free") else ""
+    by_len = {r["seq_len"]: r.get("steps") for r in rows}
+    steps_text = (f"{r0.get('steps')} steps" if len(set(by_len.values())) == 1 else
+                  "steps " + ", ".join(f"{v} at N={n}" for n, v in sorted(by_len.items())))
     print(f"Match3 ({free}modulus {rows[0]['modulus']}), width {rows[0]['width']}, "
-          f"{r0.get('steps', args.steps)} steps x {r0.get('batch_size', args.batch_size)}, "
+          f"{steps_text} x {r0.get('batch_size', args.batch_size)}, "
           f"lr {r0.get('lr', args.lr)}, seeds {seeds}: "
           "test accuracy (%), mean ± std")
     print(summarize(rows))

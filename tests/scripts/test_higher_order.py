@@ -101,3 +101,15 @@ def test_resume_trains_only_the_missing_runs(tmp_path, monkeypatch):
     assert json.loads(out.read_text()) == json.loads(json.dumps(resumed))
     with pytest.raises(SystemExit, match="give --json"):
         higher_order.main(["--quick", "--resume"])
+
+
+def test_steps_per_length(capsys):
+    tiny = ["--modulus", "16", "--width", "4", "--hidden", "8", "--n-train", "64", "--n-test", "32",
+            "--seeds", "0", "--models", "attention", "--device", "cpu"]
+    rows = higher_order.main(tiny + ["--lengths", "6", "8", "--steps", "3", "4"])
+    assert [(r["seq_len"], r["steps"]) for r in rows] == [(6, 3), (8, 4)]
+    assert "steps 3 at N=6, 4 at N=8" in capsys.readouterr().out
+    rows = higher_order.main(tiny + ["--lengths", "6", "8", "--steps", "2"])
+    assert [r["steps"] for r in rows] == [2, 2]
+    with pytest.raises(SystemExit, match="one per length"):
+        higher_order.main(tiny + ["--lengths", "6", "8", "10", "--steps", "2", "3"])
