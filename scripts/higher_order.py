@@ -22,7 +22,7 @@ relations that one standard attention layer can detect; on the unfiltered distri
 ``M = 16`` they alone decide about 90% of the positions, which is where one-layer standard
 attention ends up (about 90%), so that setting cannot separate the two mechanisms.
 
-    python scripts/higher_order.py --plot match3.png      # M = 32, N = 6 8 10, 5 seeds (~1 h, 1 core)
+    python scripts/higher_order.py --plot match3.png   # M = 32, N = 6 7 8 10, 5 seeds (~75 min, 1 core)
     python scripts/higher_order.py --quick
 """
 from __future__ import annotations
@@ -170,7 +170,7 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[6, 8, 10])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[6, 7, 8, 10])
     parser.add_argument("--modulus", type=int, default=32)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=64, help="readout width of the simplicial model")
@@ -178,9 +178,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--pairwise-free", action=argparse.BooleanOptionalAction, default=True,
                         help="keep only sequences without degenerate (pairwise) solutions "
                              "(default: on)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[12_000, 12_000, 24_000],
+    parser.add_argument("--steps", type=int, nargs="+", default=[12_000, 12_000, 12_000, 24_000],
                         help="training steps: one number, or one per length (default: 12000 "
-                             "12000 24000 for the default lengths 6 8 10)")
+                             "at N = 6, 7, 8 and 24000 at N = 10)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--n-train", type=int, default=20_000)
