@@ -10,6 +10,20 @@ from affgraph.datasets.synthetic import _int
 __all__ = ["make_match3", "match3_labels", "match3_pairwise_free"]
 
 
+def _token_sets(tokens: Tensor, modulus: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Checked ``modulus``, the tokens as an ``int64`` array ``[S, N]`` and which of the
+    ``modulus`` values each sequence holds (``bool [S, M]``)."""
+    modulus = _int("modulus", modulus, 2)
+    if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
+        raise TypeError("tokens must be an integer tensor of shape [n_samples, seq_len]")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= modulus):
+        raise ValueError(f"tokens must lie in 0..{modulus - 1}")
+    tok = tokens.long().cpu().numpy()
+    present = np.zeros((tok.shape[0], modulus), dtype=bool)
+    np.put_along_axis(present, tok, True, axis=1)
+    return modulus, tok, present
+
+
 def match3_labels(tokens: Tensor, modulus: int) -> Tensor:
     r"""Match3 labels of token sequences: position :math:`i` is positive iff
 
@@ -26,14 +40,7 @@ def match3_labels(tokens: Tensor, modulus: int) -> Tensor:
     Shapes:
         - **input:** :math:`(S, N)` -> **output:** :math:`(S, N)` (``int64`` 0/1)
     """
-    modulus = _int("modulus", modulus, 2)
-    if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
-        raise TypeError("tokens must be an integer tensor of shape [n_samples, seq_len]")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= modulus):
-        raise ValueError(f"tokens must lie in 0..{modulus - 1}")
-    tok = tokens.long().cpu().numpy()
-    present = np.zeros((tok.shape[0], modulus), dtype=bool)
-    np.put_along_axis(present, tok, True, axis=1)
+    modulus, tok, present = _token_sets(tokens, modulus)
     ar = np.arange(modulus)
     partner = (ar[:, None] - ar[None, :]) % modulus  # partner[t, a] = t - a (mod M)
     sums = np.empty_like(present)  # sums[s, t]: some a + b = t (mod M), a and b present
@@ -66,14 +73,7 @@ def match3_pairwise_free(tokens: Tensor, modulus: int) -> Tensor:
     Shapes:
         - **input:** :math:`(S, N)` -> **output:** :math:`(S,)` (``bool``)
     """
-    modulus = _int("modulus", modulus, 2)
-    if not isinstance(tokens, Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
-        raise TypeError("tokens must be an integer tensor of shape [n_samples, seq_len]")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= modulus):
-        raise ValueError(f"tokens must lie in 0..{modulus - 1}")
-    tok = tokens.long().cpu().numpy()
-    present = np.zeros((tok.shape[0], modulus), dtype=bool)
-    np.put_along_axis(present, tok, True, axis=1)
+    modulus, tok, present = _token_sets(tokens, modulus)
     minus_twice = (-2 * np.arange(modulus)) % modulus
     clash = (present & present[:, minus_twice]).any(1)  # a and -2a both present
     return torch.from_numpy(~clash).to(tokens.device)
