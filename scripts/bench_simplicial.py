@@ -35,7 +35,6 @@ recorded in its row, and the other rows still come.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import math
 import os
@@ -54,7 +53,7 @@ except ImportError:  # a bare benchmark machine: no progress bar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    markdown_table, peak_memory, proc_status_bytes, set_seed, time_call, write_rows,
+    markdown_table, peak_memory, set_seed, time_call, write_rows,
 )
 
 from affgraph.functional import simplicial_attention  # noqa: E402
@@ -157,18 +156,8 @@ def measure_peaks(quick: bool, device: str, dtype: torch.dtype) -> list[list[int
 
 
 def _peak_worker(quick: str, dtype: str) -> None:
-
-    peaks = []
-    for _, ours, _, theirs in cases(quick == "1", "cpu", getattr(torch, dtype)):
-        pair = []
-        for fn in (ours, theirs):
-            _no_grad(fn)  # warm-up: one-time allocations are not the call's working memory
-            gc.collect()
-            before = proc_status_bytes("VmRSS")
-            Path("/proc/self/clear_refs").write_text("5")  # high-water mark := current RSS
-            _no_grad(fn)
-            pair.append(proc_status_bytes("VmHWM") - before)
-        peaks.append(pair)
+    peaks = [[peak_memory(lambda f=f: _no_grad(f)) for f in (ours, theirs)]
+             for _, ours, _, theirs in cases(quick == "1", "cpu", getattr(torch, dtype))]
     print(json.dumps(peaks))
 
 
