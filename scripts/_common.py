@@ -159,3 +159,11 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"error: --device {name} asked for, but CUDA is not available here")
     return device
+
+
+def resume_rows(json_path: str | None) -> list[dict]:
+    """The rows an earlier, cut run saved in ``--json`` (none if the file does not exist yet),
+    for ``--resume``; a clear ``SystemExit`` without ``--json``."""
+    if not json_path:
+        raise SystemExit("error: --resume continues the run saved in --json FILE; give --json")
+    return load_rows([json_path]) if Path(json_path).exists() else []

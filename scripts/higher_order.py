@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    load_rows, markdown_table, mean_std, resolve_device, set_seed, write_rows,
+    load_rows, markdown_table, mean_std, resolve_device, resume_rows, set_seed, write_rows,
 )
 
 from affgraph.datasets import make_match3  # noqa: E402
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = [(m, n, s) for n in args.lengths for m in args.models for s in args.seeds]
     rows = load_rows(args.from_json) if args.from_json else []
     if args.resume:
-        if not args.json:
-            raise SystemExit("error: --resume continues the run saved in --json FILE; give --json")
-        rows = load_rows([args.json]) if Path(args.json).exists() else []
+        rows = resume_rows(args.json)
         label = {"attention-K": f"attention-{args.hops}"}
         done = {(r["model"], r["seq_len"], r["seed"]) for r in rows
                 if r["modulus"] == args.modulus and r.get("steps") == steps.get(r["seq_len"])}

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    add_output_args, load_rows, markdown_table, mean_std, resolve_device, set_seed, write_rows,
+    add_output_args, load_rows, markdown_table, mean_std, resolve_device, resume_rows, set_seed,
+    write_rows,
 )
 from _models import HOP_MODELS, MODELS, build_model  # noqa: E402
 
@@ -434,11 +435,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     root = args.data_root
     if needs_root(datasets) and root is None and os.environ.get("AFFGRAPH_DATA") is None:
         print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
-    done = []
-    if args.resume:
-        if not args.json:
-            raise SystemExit("error: --resume continues the run saved in --json FILE; give --json")
-        done = load_rows([args.json]) if Path(args.json).exists() else []
+    done = resume_rows(args.json) if args.resume else []
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root, done=done,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
