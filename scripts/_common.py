@@ -6,6 +6,7 @@ script runs; tests add it explicitly).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
 import json
@@ -13,7 +14,7 @@ import random
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -133,6 +134,48 @@ def add_output_args(p: argparse.ArgumentParser, *, row: str = "run", plot: str =
     if device:
         p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true")
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _init_single_thread_worker() -> None:
+    """Pool worker: one torch thread and one BLAS/OpenMP thread (16 workers on 16 cores)."""
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        pass
+
+
+@contextlib.contextmanager
+def single_thread_pool(workers: int) -> Iterator[Any]:
+    """A ``ProcessPoolExecutor`` of ``workers`` fresh (spawned) processes, each with one torch
+    and one BLAS/OpenMP thread, so that ``workers`` processes fill ``workers`` cores and do not
+    oversubscribe them. The thread variables are set only while the pool is made. When the
+    ``with`` body raises, the jobs not yet started are cancelled (the running ones finish)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    os.environ.update({v: "1" for v in _THREAD_VARS})  # inherited by the spawned workers
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_single_thread_worker)
+    finally:
+        for v, val in saved.items():
+            if val is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = val
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failed job: drop the queued ones
+        raise
+    pool.shutdown(wait=True)
 
 
 def load_rows(paths: Sequence[str]) -> list[dict]:

@@ -50,7 +50,9 @@ from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_output_args, load_rows, markdown_table, mean_std, write_rows  # noqa: E402
+from _common import (  # noqa: E402
+    add_output_args, load_rows, markdown_table, mean_std, single_thread_pool, write_rows,
+)
 
 from affgraph.baselines import fisher_score, laplacian_score, relieff_score  # noqa: E402
 from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # noqa: E402
@@ -281,16 +283,6 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
     return rows, failed
 
 
-def _init_worker() -> None:
-    """Pool worker: one torch thread and one BLAS/OpenMP thread (16 workers on 16 cores)."""
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        pass
-
-
 def _job_cost(dname: str, root: str | None) -> float:
     """A rough relative cost of one job, to start the big ones first: the Inf-FS affinities
     cost ~n^2 m, ReliefF ~m^2 n."""
@@ -358,35 +350,21 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
             bar.update(len(skip))
             finish(job, *_run_job(*job, todo, ks, n_folds, root, knn, tick))
     else:
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
         cost = {d: _job_cost(d, root) for d in datasets}
         order = sorted(jobs, key=lambda j: -cost[j[0]])  # stable: a dataset's folds together
-        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-        os.environ.update({v: "1" for v in _THREAD_VARS})  # inherited by the spawned workers
-        try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_init_worker) as pool:
-                futures = {pool.submit(_run_job, *job, list(selectors), list(ks), n_folds,
-                                       root, knn): job for job in order}
-                for fut in as_completed(futures):
-                    job = futures[fut]
-                    finish(job, *fut.result())
-                    bar.set_postfix_str(f"{job[0]} seed {job[1]} fold {job[2]}")
-                    bar.update(per_job)
-        finally:
-            for v, val in saved.items():
-                if val is None:
-                    os.environ.pop(v, None)
-                else:
-                    os.environ[v] = val
+        with single_thread_pool(workers) as pool:
+            futures = {pool.submit(_run_job, *job, list(selectors), list(ks), n_folds,
+                                   root, knn): job for job in order}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                finish(job, *fut.result())
+                bar.set_postfix_str(f"{job[0]} seed {job[1]} fold {job[2]}")
+                bar.update(per_job)
     bar.close()
     return collect()
 
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ---- tables and plots --------------------------------------------------------------------
