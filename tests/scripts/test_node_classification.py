@@ -138,3 +138,26 @@ def test_resume_runs_only_the_missing_rows(tmp_path):
     assert json.loads(js.read_text()) == json.loads(json.dumps(resumed))
     with pytest.raises(SystemExit, match="give --json"):
         nc.main(["--datasets", "csbm-0.5", "--resume", "--no-plot"])
+
+
+def test_workers_give_the_serial_rows_in_the_serial_order():
+    kwargs = dict(hops=[1, math.inf], seeds=2, epochs=3, patience=3, csbm_nodes=40,
+                  progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers use one thread: bit-for-bit equal rows
+    try:
+        serial = nc.run(["csbm-0.9", "csbm-0.2"], ["GCN", "AffinityAttention"], **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    saved = []
+    pooled = nc.run(["csbm-0.9", "csbm-0.2"], ["GCN", "AffinityAttention"], workers=2,
+                    on_row=lambda rows: saved.append(len(rows)), **kwargs)
+    assert len(serial) == 12 and saved == list(range(1, 13))   # a checkpoint after each run
+    drop = lambda r: {k: v for k, v in r.items() if k != "time_s"}  # noqa: E731
+    assert [drop(r) for r in pooled] == [drop(r) for r in serial]
+    # --resume with a pool: the kept rows come first, as saved
+    part = nc.run(["csbm-0.9"], ["GCN"], workers=2, done=serial[:1], **kwargs)
+    assert part[0] is serial[0] and [drop(r) for r in part] == [
+        drop(r) for r in serial if r["dataset"] == "csbm-0.9" and r["model"] == "GCN"]
+    with pytest.raises(ValueError, match="workers"):
+        nc.run(["csbm-0.9"], ["GCN"], workers=0, **kwargs)
