@@ -4,7 +4,9 @@ Per head: logits on the edges by one sampled dense-dense product (SDDMM), a soft
 (a reshape when all rows have the same degree, a segment softmax otherwise), one sparse-dense
 product (SpMM) for the values. No ``[E, D]`` copy of ``K`` or ``V`` is made. The backward pass is
 hand-written with the same three primitives (``torch``'s own autograd through sparse CSR
-products is incomplete):
+products is incomplete). With several heads the primitives run once on the block-diagonal
+matrix of all heads (:meth:`CSR.batched`: head ``h`` owns rows ``hN .. hN+N-1``) rather than
+once per head, while the copied structure stays small (``H * E <=`` :data:`BATCH_HEADS_MAX`):
 
 .. math::
     d\mathbf{V} = \mathbf{P}^\top d\mathbf{O}, \quad
@@ -53,10 +55,30 @@ class CSR:
         self.fixed_degree = int(deg[0]) if num_dst > 0 and e > 0 and \
             bool(deg.min() == deg.max()) else 0
         self._t: Optional[Tuple[Tensor, Tensor, Tensor]] = None
+        self._batched: dict[int, "CSR"] = {}
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_src: int, num_dst: int) -> "CSR":
         return cls(edge_index, num_src, num_dst)
+
+    def batched(self, heads: int) -> "CSR":
+        """The block-diagonal structure of ``heads`` copies (copy ``h`` maps sources
+        ``hM ..`` to targets ``hN ..``), built once per head count; values are laid out head
+        by head, each head in this structure's target-sorted order."""
+        if heads == 1:
+            return self
+        if heads not in self._batched:
+            e, dev = self.col.numel(), self.col.device
+            h = torch.arange(heads, device=dev).unsqueeze(1)
+            out = CSR.__new__(CSR)
+            out.num_src, out.num_dst = heads * self.num_src, heads * self.num_dst
+            out.perm, out.fixed_degree, out._t, out._batched = None, self.fixed_degree, None, {}
+            out.col = (self.col + h * self.num_src).reshape(-1)
+            out.row = (self.row + h * self.num_dst).reshape(-1)
+            out.ptr = torch.cat([(self.ptr[:-1] + h * e).reshape(-1),
+                                 self.ptr.new_full((1,), heads * e)])
+            self._batched[heads] = out
+        return self._batched[heads]
 
     def transpose_structure(self) -> Tuple[Tensor, Tensor, Tensor]:
         """``(ptr_t, col_t, perm_t)``: the transpose sorted by source; ``perm_t`` maps it to
@@ -140,22 +162,53 @@ def _float(t: Tensor) -> Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
+#: most ``heads * edges`` for which the heads share one block-diagonal product (the copied
+#: index structure costs about 40 bytes per entry); larger supports loop over the heads
+BATCH_HEADS_MAX = 1 << 21
+
+
+def _batch_heads(csr: CSR, heads: int) -> bool:
+    return heads > 1 and heads * csr.col.numel() <= BATCH_HEADS_MAX
+
+
+def _head_major(x: Tensor) -> Tensor:
+    """``[M, H, C]`` -> ``[H * M, C]`` (free when ``x`` came from :func:`_node_major`)."""
+    return x.transpose(0, 1).reshape(-1, x.size(2))
+
+
+def _node_major(y: Tensor, heads: int) -> Tensor:
+    """``[H * N, C]`` -> ``[N, H, C]`` (a view)."""
+    return y.view(heads, -1, y.size(1)).transpose(0, 1)
+
+
 def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     """``P x`` per head: ``values [E, H]`` (target-sorted), ``x [M, H, C]`` -> ``[N, H, C]``.
 
     The linear operator of one attention hop (used for multi-hop diffusion)."""
-    dtype = x.dtype
+    dtype, heads = x.dtype, x.size(1)
     values, x = _float(values), _float(x).to(_float(values).dtype)
+    if _batch_heads(csr, heads):
+        out = _SpMM.apply(values.t().reshape(-1), _head_major(x), csr.batched(heads))
+        return _node_major(out, heads).to(dtype)
     outs = [_SpMM.apply(values[:, h].contiguous(), x[:, h].contiguous(), csr)
-            for h in range(x.size(1))]
+            for h in range(heads)]
     return torch.stack(outs, 1).to(dtype)
+
+
+def _logits(q: Tensor, k: Tensor, csr: CSR, scale: float) -> Tensor:
+    """The attention logits ``[E, H]`` of every head (target-sorted order), softmaxed per row."""
+    heads = q.size(1)
+    if _batch_heads(csr, heads):
+        big = csr.batched(heads)
+        alpha = big.softmax(_SDDMM.apply(_head_major(q), _head_major(k), big, scale))
+        return alpha.view(heads, -1).t()
+    return torch.stack([csr.softmax(_SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(),
+                                                 csr, scale)) for h in range(heads)], 1)
 
 
 def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float) -> Tensor:
     """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``."""
-    q, k = _float(q), _float(k)
-    return torch.stack([csr.softmax(_SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(),
-                                                 csr, scale)) for h in range(q.size(1))], 1)
+    return _logits(_float(q), _float(k), csr, scale)
 
 
 def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
@@ -166,13 +219,9 @@ def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
     kernels need it) and cast back."""
     dtype = q.dtype
     q, k, v = _float(q), _float(k), _float(v)
-    alphas, outs = [], []
-    for h in range(q.size(1)):
-        alpha = csr.softmax(_SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(), csr, scale))
-        weight = torch.nn.functional.dropout(alpha, dropout, training) if dropout > 0 else alpha
-        outs.append(_SpMM.apply(weight, v[:, h].contiguous(), csr))
-        alphas.append(alpha)
-    return torch.stack(outs, 1).to(dtype), torch.stack(alphas, 1).to(dtype)
+    alpha = _logits(q, k, csr, scale)
+    weight = torch.nn.functional.dropout(alpha, dropout, training) if dropout > 0 else alpha
+    return spmm(csr, weight, v).to(dtype), alpha.to(dtype)
 
 
 def to_user_order(csr: CSR, values: Tensor) -> Tensor:
