@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -510,23 +509,20 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
 def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> ApplyA:
     r"""``apply_A(x) = A x`` for :math:`A_{ij} = w_{j \to i}` as one CSR sparse-dense product.
 
-    The CSR matrix is built once (a stable sort by target; duplicate edges add up); ``x`` may
-    have any trailing
-    dimensions. Gradients flow to ``x`` and to ``edge_weight``.
+    The CSR matrix is built once (sorted by target; duplicate edges add up); ``x`` may have any
+    trailing dimensions. Gradients flow to ``x`` and to ``edge_weight``: the backward pass
+    multiplies by :math:`A^\top`, whose structure is built on the first backward and shared by
+    every later product (torch's own CSR backward re-sorts the transpose on every call).
+    Half precision is computed in float32 and cast back.
     """
-    row, col = edge_index[1], edge_index[0]
-    perm = torch.argsort(row, stable=True)  # CSR by target; duplicate edges add up in the product
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        A = torch.sparse_csr_tensor(crow, col.index_select(0, perm),
-                                    edge_weight.index_select(0, perm), (num_nodes, num_nodes))
+    from affgraph._csr import CSR, _float, _SpMM
+
+    csr = CSR(edge_index, num_nodes, num_nodes)
+    w = _float(edge_weight if csr.perm is None else edge_weight.index_select(0, csr.perm))
 
     def apply_A(x: Tensor) -> Tensor:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return (A @ x.reshape(num_nodes, math.prod(x.shape[1:]))).reshape(x.shape)
+        flat = _float(x).to(w.dtype).reshape(num_nodes, math.prod(x.shape[1:])).contiguous()
+        return _SpMM.apply(w, flat, csr).to(x.dtype).reshape(x.shape)
 
     return apply_A
 
