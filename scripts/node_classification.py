@@ -27,7 +27,6 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 from tqdm.auto import tqdm
@@ -301,7 +300,6 @@ def run_task(task: tuple[str, int, str, int | float | None], *,
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
                      seed=seed, device=device)
     return {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res}
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
