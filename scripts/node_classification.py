@@ -209,7 +209,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         data_root: str | os.PathLike | None = None, epochs: int = 500, patience: int = 100,
         csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
         on_row: Callable[[list[dict]], None] | None = None,
-        done: Sequence[dict] = (), workers: int = 1) -> list[dict]:
+        done: Sequence[dict] = (), workers: int = 1,
+        time_limit: float | None = None) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -231,6 +232,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             seed by seed; the rows come back in the serial order and, but for ``time_s``,
             equal the serial run's (each run is seeded; on the CPU bit for bit when the serial
             run also uses one thread).
+        time_limit: start no run after this many seconds (the running ones finish; a pool
+            may already have handed each worker one more); the rest are left to ``--resume``.
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
@@ -246,6 +249,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         raise ValueError(f"epochs and patience must be >= 1, got {epochs} and {patience}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     configs = [(m, k) for m in models for k in (hops if m in HOP_MODELS else [None])]
     finished = {(r["dataset"], r["model"], r["hops"], r["seed"]) for r in done}
     tasks = [(name, seed, m, k) for name in datasets for seed in seeds for m, k in configs
@@ -266,20 +271,39 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             on_row(rows_so_far())
 
     total = len(datasets) * len(seeds) * len(configs)
+    start = time.monotonic()
+
+    def out_of_time() -> bool:
+        return time_limit is not None and time.monotonic() - start >= time_limit
+
     with tqdm(total=total, initial=total - len(tasks), desc="node classification",
               disable=not progress, dynamic_ncols=True) as bar:
         if workers == 1:
             for task in tasks:
+                if out_of_time():
+                    break
                 finish(task, run_task(task, **setup))
         else:
-            from concurrent.futures import as_completed
+            from concurrent.futures import FIRST_COMPLETED, wait
 
             # seed-major: a run cut short has every cell at about the same number of seeds
             order = sorted(tasks, key=lambda t: seeds.index(t[1]))
             with single_thread_pool(workers) as pool:
                 futures = {pool.submit(run_task, t, **setup): t for t in order}
-                for fut in as_completed(futures):
-                    finish(futures[fut], fut.result())
+                pending = set(futures)
+                while pending:
+                    finished_now, pending = wait(pending, timeout=1.0,
+                                                 return_when=FIRST_COMPLETED)
+                    for fut in finished_now:
+                        if not fut.cancelled():
+                            finish(futures[fut], fut.result())
+                    if out_of_time():
+                        for fut in pending:
+                            fut.cancel()  # the queued runs; the running ones finish
+    left = len(tasks) - len(new)
+    if left:
+        print(f"\nnode classification: time limit of {time_limit:g} s reached, {left} run(s) not "
+              "started; rerun with --resume to run them", file=sys.stderr)
     return rows_so_far()
 
 
@@ -443,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="processes training runs in parallel, one CPU thread each, all on "
                         "--device (default: 1, in this process)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="start no run after this many seconds (running ones finish); continue "
+                        "later with --resume")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in the --json file and run only the missing ones")
     return p
@@ -479,8 +506,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root, done=done,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
-               workers=args.workers,
+               workers=args.workers, time_limit=args.time_limit,
                on_row=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
+    if not rows:
+        print("no runs finished")
+        return rows
     print(format_table(rows))
     write_rows(rows, csv_path=args.csv, json_path=args.json)
     if not args.no_plot:

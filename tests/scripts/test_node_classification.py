@@ -161,3 +161,18 @@ def test_workers_give_the_serial_rows_in_the_serial_order():
         drop(r) for r in serial if r["dataset"] == "csbm-0.9" and r["model"] == "GCN"]
     with pytest.raises(ValueError, match="workers"):
         nc.run(["csbm-0.9"], ["GCN"], workers=0, **kwargs)
+
+
+def test_time_limit_leaves_the_rest_to_resume(capsys):
+    kwargs = dict(hops=[1], seeds=2, epochs=3, patience=3, csbm_nodes=40, progress=False)
+    grid = (["csbm-0.9", "csbm-0.2"], ["GCN", "AffinityAttention"])
+    assert nc.run(*grid, time_limit=1e-9, **kwargs) == []  # serial: nothing starts
+    assert "8 run(s) not started" in capsys.readouterr().err
+    part = nc.run(*grid, workers=2, time_limit=1e-9, **kwargs)
+    # the pool had handed out at most one run per worker plus one queued
+    assert len(part) <= 4
+    rest = nc.run(*grid, done=part, **kwargs)
+    assert len(rest) == 8 and sorted((r["dataset"], r["seed"], r["model"]) for r in rest) == \
+        sorted({(r["dataset"], r["seed"], r["model"]) for r in rest})
+    with pytest.raises(ValueError, match="time_limit"):
+        nc.run(*grid, time_limit=0, **kwargs)
