@@ -333,6 +333,20 @@ def _hop_key(label: str) -> float:
     return math.inf if label == "inf" else float(label) if label else -1.0
 
 
+def _dataset_order(rows: Sequence[dict]) -> list[str]:
+    """The datasets of ``rows``: the known ones in :data:`DATASETS` order, cSBM by homophily,
+    then any other in order of appearance (rows merged from several files keep one order)."""
+    names = list(dict.fromkeys(r["dataset"] for r in rows))
+
+    def key(name: str) -> tuple:
+        if name in PLANETOID + WEBKB:
+            return (0, (PLANETOID + WEBKB).index(name))
+        h = csbm_homophily(name) if name.lower().startswith("csbm-") else None
+        return (1, h) if h is not None else (2, names.index(name))
+
+    return sorted(names, key=key)
+
+
 def summarize(rows: Sequence[dict]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
     """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds."""
     out: dict = defaultdict(lambda: {"test": [], "val": []})
@@ -365,7 +379,7 @@ def format_table(rows: Sequence[dict]) -> str:
         raise ValueError("no result rows to tabulate")
     cells = summarize(rows)
     marks = best_hops(rows)
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = _dataset_order(rows)
     models = list(dict.fromkeys((r["model"], r["hops"]) for r in rows))
     models.sort(key=lambda mk: (MODELS.index(mk[0]) if mk[0] in MODELS else len(MODELS),
                                 _hop_key(mk[1])))
@@ -400,7 +414,7 @@ def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     cells = summarize(rows)
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = _dataset_order(rows)
     ncol = min(3, len(datasets))
     nrow = math.ceil(len(datasets) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)

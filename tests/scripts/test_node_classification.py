@@ -176,3 +176,10 @@ def test_time_limit_leaves_the_rest_to_resume(capsys):
         sorted({(r["dataset"], r["seed"], r["model"]) for r in rest})
     with pytest.raises(ValueError, match="time_limit"):
         nc.run(*grid, time_limit=0, **kwargs)
+
+
+def test_table_columns_follow_the_dataset_order_not_the_row_order():
+    rows = [_row("GCN", "", 0, 0.5, 0.5, d) for d in
+            ("mine", "csbm-0.9", "PubMed", "Texas", "csbm-0.1", "Cora")]
+    header = nc.format_table(rows).splitlines()[0]
+    assert header == "| model | Cora | PubMed | Texas | csbm-0.1 | csbm-0.9 | mine |"
