@@ -237,7 +237,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
-        ``val_acc, test_acc, train_acc`` (fractions), ``best_epoch, epochs_run, time_s``.
+        ``val_acc, test_acc, train_acc`` (fractions), ``best_epoch, epochs_run, time_s`` and
+        the ``device`` that trained it.
     """
     datasets = [canonical_dataset(d) for d in datasets]
     for m in models:
@@ -323,7 +324,8 @@ def run_task(task: tuple[str, int, str, int | float | None], *,
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
                      seed=seed, device=device)
-    return {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res}
+    return {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
+            "device": str(device)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import node_classification as nc  # noqa: E402
 from _models import build_model  # noqa: E402
 
 KEYS = {"dataset", "model", "hops", "seed", "val_acc", "test_acc", "train_acc", "best_epoch",
-        "epochs_run", "time_s"}
+        "epochs_run", "time_s", "device"}
 
 
 def _row(model, hops, seed, val, test, dataset="D"):
@@ -26,6 +26,7 @@ def test_run_tiny_rows_are_sane():
         ("GCN", ""), ("AffinityAttention", "1"), ("AffinityAttention", "inf")]
     for r in rows:
         assert set(r) == KEYS and r["dataset"] == "csbm-0.9" and r["seed"] == 0
+        assert r["device"] == "cpu"
         for key in ("val_acc", "test_acc", "train_acc"):
             assert 0.0 <= r[key] <= 1.0
         assert 1 <= r["best_epoch"] <= r["epochs_run"] <= 2
