@@ -16,6 +16,7 @@ once per head, while the copied structure stays small (``H * E <=`` :data:`BATCH
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Optional, Tuple
 
@@ -107,10 +108,23 @@ class CSR:
         pattern = self.matrix(a.new_zeros(self.col.numel()))
         return torch.sparse.sampled_addmm(pattern, a, b.T, beta=0.0, alpha=scale).values()
 
-    def softmax(self, logits: Tensor) -> Tensor:
+    def softmax(self, logits: Tensor, keep: Optional[Tensor] = None) -> Tensor:
+        """Softmax of ``[E]`` edge logits over each row; with a boolean ``keep``, over each
+        row's kept edges only (dropped edges get 0, and so does a row without a kept edge)."""
+        if keep is not None:
+            return self._kept_softmax(logits, keep)
         if self.fixed_degree:
             return torch.softmax(logits.view(-1, self.fixed_degree), dim=1).view(-1)
         return segment_softmax(logits, self.row, self.num_dst)
+
+    def _kept_softmax(self, logits: Tensor, keep: Tensor) -> Tensor:
+        masked = logits.masked_fill(~keep, -math.inf)
+        m = logits.new_full((self.num_dst,), -math.inf).scatter_reduce(
+            0, self.row, masked.detach(), "amax", include_self=True)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # rows with no kept edge
+        e = torch.exp(masked - m[self.row])  # exactly 0 on dropped edges
+        z = e.new_zeros(self.num_dst).index_add_(0, self.row, e)
+        return e / torch.where(z > 0, z, torch.ones_like(z))[self.row]
 
     def row_sum(self, values: Tensor) -> Tensor:
         if self.fixed_degree:
@@ -195,20 +209,30 @@ def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     return torch.stack(outs, 1).to(dtype)
 
 
-def _logits(q: Tensor, k: Tensor, csr: CSR, scale: float) -> Tensor:
-    """The attention logits ``[E, H]`` of every head (target-sorted order), softmaxed per row."""
+def _logits(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
+    """The attention weights ``[E, H]`` of every head (target-sorted order): the logits
+    softmaxed per row, over a random ``1 - drop`` share of each row's edges when ``drop > 0``
+    (one ``[E, H]`` draw of ``torch.rand`` in the logits' dtype, kept where ``>= drop``)."""
     heads = q.size(1)
+    keep = None
+    if drop > 0:
+        keep = torch.rand(csr.col.numel(), heads, dtype=q.dtype, device=q.device) >= drop
     if _batch_heads(csr, heads):
         big = csr.batched(heads)
-        alpha = big.softmax(_SDDMM.apply(_head_major(q), _head_major(k), big, scale))
+        alpha = big.softmax(_SDDMM.apply(_head_major(q), _head_major(k), big, scale),
+                            None if keep is None else keep.t().reshape(-1))
         return alpha.view(heads, -1).t()
     return torch.stack([csr.softmax(_SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(),
-                                                 csr, scale)) for h in range(heads)], 1)
+                                                 csr, scale),
+                                    None if keep is None else keep[:, h])
+                        for h in range(heads)], 1)
 
 
-def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float) -> Tensor:
-    """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``."""
-    return _logits(_float(q), _float(k), csr, scale)
+def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
+    """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``;
+    ``drop > 0`` drops each edge with that probability and softmaxes over the rest of its row
+    (every row then sums to 1, or to 0 if it lost all its edges)."""
+    return _logits(_float(q), _float(k), csr, scale, drop)
 
 
 def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,

@@ -322,6 +322,61 @@ def test_infinite_hops_ignore_dropout_finite_hops_apply_it(support):
                               attention_diffusion(q, k, v, hops=3, **kw))
 
 
+@pytest.mark.parametrize("support", ["edges", "complete", "window"])
+def test_multi_hop_dropout_keeps_every_power_row_stochastic(support):
+    """Dropped-out S' stays row-stochastic, so sum_k theta_k S'^k 1 = sum_k theta_k = 1 for
+    ppr (the rescaled dropout of one-hop attention would give random row sums)."""
+    n = 40
+    q, k, _ = qkv(n, h=3)
+    ones = torch.ones(n, 3, 1, dtype=F64)
+    kw = dict(edge_index=torch.cartesian_prod(torch.arange(n), torch.arange(n)).t()) \
+        if support == "edges" else dict(window=12) if support == "window" else dict()
+    torch.manual_seed(0)
+    out = attention_diffusion(q, k, ones, hops=6, alpha=0.2, dropout_p=0.5, **kw)
+    torch.testing.assert_close(out, ones, atol=1e-12, rtol=0)
+    # and dropout is applied: other values move, reproducibly under a seed
+    v = qkv(n, h=3, seed=1)[2]
+    torch.manual_seed(1)
+    a = attention_diffusion(q, k, v, hops=6, alpha=0.2, dropout_p=0.5, **kw)
+    torch.manual_seed(1)
+    assert torch.equal(a, attention_diffusion(q, k, v, hops=6, alpha=0.2, dropout_p=0.5, **kw))
+    assert not torch.allclose(a, attention_diffusion(q, k, v, hops=6, alpha=0.2, **kw))
+
+
+def test_multi_hop_dropout_is_the_softmax_over_the_kept_edges():
+    """Hand-checked on an explicit support: S' is the softmax over each row's kept edges; a
+    row that loses every edge is 0; logits far apart (weights that underflow) give no NaN, in
+    values or gradients; the kept edges are one [E, H] draw of torch.rand >= p."""
+    from affgraph._csr import CSR, edge_softmax
+
+    n, h = 6, 2
+    q, k, _ = qkv(n, h=h)
+    q = q * torch.tensor([1.0, 300.0], dtype=F64).view(1, 2, 1)  # head 1: extreme logits
+    ei = torch.cartesian_prod(torch.arange(n), torch.arange(n)).t()
+    csr = CSR(ei, n, n)
+    logits = (torch.einsum("ehd,ehd->eh", q[csr.row], k[csr.col]) / 2.0).requires_grad_()
+    keep = torch.rand(ei.size(1), h, generator=torch.Generator().manual_seed(5)) >= 0.7
+    keep[csr.row == 2, 0] = False  # row 2 of head 0 loses every edge
+    ref = torch.zeros_like(logits)
+    for i in range(n):
+        for j in range(h):
+            m = (csr.row == i) & keep[:, j]
+            if m.any():
+                ref[m, j] = torch.softmax(logits.detach()[m, j], 0)
+    got = torch.stack([csr.softmax(logits[:, j], keep[:, j]) for j in range(h)], 1)
+    torch.testing.assert_close(got.detach(), ref, atol=1e-12, rtol=0)
+    assert bool((got[csr.row == 2, 0] == 0).all())
+    got.square().sum().backward()
+    assert bool(torch.isfinite(logits.grad).all())
+    # edge_softmax draws its mask as documented (both head layouts give the same weights)
+    torch.manual_seed(5)
+    drawn = torch.rand(ei.size(1), h, dtype=F64) >= 0.7
+    torch.manual_seed(5)
+    out = edge_softmax(q, k, csr, 0.5, drop=0.7)
+    expect = torch.stack([csr.softmax(logits.detach()[:, j], drawn[:, j]) for j in range(h)], 1)
+    torch.testing.assert_close(out, expect, atol=1e-12, rtol=0)
+
+
 def test_one_hop_is_plain_attention_and_bad_hops():
     q, k, v = qkv(6)
     assert torch.equal(attention_diffusion(q, k, v, hops=1, coeffs="heat"), attention(q, k, v))

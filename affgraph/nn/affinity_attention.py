@@ -42,9 +42,12 @@ class AffinityAttention(MessagePassing):
         concat (bool): concatenate the heads (else average them). (default: :obj:`True`)
         beta (bool): gated skip connection as in ``TransformerConv``. (default: :obj:`False`)
         dropout (float): dropout on the attention weights :math:`S_{ij}` in training, for
-            finite ``hops`` only: with ``hops=math.inf`` it is not applied (the closed form
-            solves with the exact softmax :math:`\mathbf{S}`; train and eval outputs
-            agree). (default: ``0.0``)
+            finite ``hops`` only. With ``hops=1`` it is the usual dropout (rescaled by
+            :math:`1/(1-p)`). With ``1 < hops < inf`` each edge is dropped and the rows are
+            renormalised, so that powers of :math:`\mathbf{S}` stay row-stochastic (see
+            :func:`affgraph.attention.attention_diffusion`). With ``hops=math.inf`` it is not
+            applied (the closed form solves with the exact softmax :math:`\mathbf{S}`; train
+            and eval outputs agree). (default: ``0.0``)
         bias (bool): biases of the linear maps. (default: :obj:`True`)
         root_weight (bool): add the skip term :math:`\mathbf{W}_1 \mathbf{x}_i`.
             (default: :obj:`True`)
