@@ -217,8 +217,8 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
     :math:`m_{ij} \sim \mathrm{Bernoulli}(1 - p)` (a row that loses every edge is 0). The
     usual rescaling :math:`S_{ij} m_{ij} / (1 - p)` is right in expectation for one hop, but
     its row sums are random and their product over :math:`k` hops is not: with ``p = 0.6``
-    and ``K = 16`` a two-layer node classifier on a cSBM graph (homophily 0.9) stopped
-    learning (58% test accuracy against 95% without dropout). On an explicit support
+    and ``K = 16`` a two-layer node classifier on cSBM graphs (homophily 0.9, 10 seeds)
+    reached 59.7 ± 7.1% test accuracy against 94.1 ± 2.0% with this dropout. On an explicit support
     :math:`\mathbf{S}'` is drawn once for all hops and computed as the softmax over each row's
     kept edges (stable however small their weights); on an implicit one it is drawn per hop,
     one fused call giving :math:`\mathbf{S}'\mathbf{x}` and :math:`\mathbf{S}'\mathbf{1}`. ``hops=1`` is
