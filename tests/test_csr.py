@@ -78,3 +78,14 @@ def test_large_supports_loop_over_heads(monkeypatch):
     q = torch.randn(13, 2, 3)
     csr_attention(q, q, q, csr, 1.0)
     assert csr._batched == {}  # 2 heads x 53 edges > 10: no block-diagonal copy was made
+
+
+@pytest.mark.parametrize("width", [1, 3, 7, 8, 11])
+def test_sddmm_any_width_matches_the_edge_dot_products(width):
+    """Widths below 8 are padded on the CPU; the values are the plain dot products."""
+    ei = _graph(n=15, e=50, seed=4)
+    csr = CSR(ei, 15, 15)
+    g = torch.Generator().manual_seed(width)
+    a, b = torch.randn(15, width, generator=g), torch.randn(15, width, generator=g)
+    ref = (a[csr.row] * b[csr.col]).sum(1) * 0.25
+    torch.testing.assert_close(csr.sddmm(a, b, 0.25), ref, rtol=1e-5, atol=1e-6)
