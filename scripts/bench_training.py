@@ -65,7 +65,7 @@ def profile_table(model: str, data, *, hops: int | float | None, epochs: int,
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
         train_eval(model, data, hops=hops, epochs=epochs, patience=epochs + 1, device=device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
