@@ -216,7 +216,7 @@ def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     return torch.stack(outs, 1).to(dtype)
 
 
-def _logits(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
+def _weights(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
     """The attention weights ``[E, H]`` of every head (target-sorted order): the logits
     softmaxed per row, over a random ``1 - drop`` share of each row's edges when ``drop > 0``
     (one ``[E, H]`` draw of ``torch.rand`` in the logits' dtype, kept where ``>= drop``)."""
@@ -239,7 +239,7 @@ def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0
     """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``;
     ``drop > 0`` drops each edge with that probability and softmaxes over the rest of its row
     (every row then sums to 1, or to 0 if it lost all its edges)."""
-    return _logits(_float(q), _float(k), csr, scale, drop)
+    return _weights(_float(q), _float(k), csr, scale, drop)
 
 
 def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
@@ -250,7 +250,7 @@ def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
     kernels need it) and cast back."""
     dtype = q.dtype
     q, k, v = _float(q), _float(k), _float(v)
-    alpha = _logits(q, k, csr, scale)
+    alpha = _weights(q, k, csr, scale)
     weight = torch.nn.functional.dropout(alpha, dropout, training) if dropout > 0 else alpha
     return spmm(csr, weight, v).to(dtype), alpha.to(dtype)
 
