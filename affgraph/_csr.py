@@ -130,7 +130,7 @@ class CSR:
             0, self.row, masked.detach(), "amax", include_self=True)
         m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # rows with no kept edge
         e = torch.exp(masked - m[self.row])  # exactly 0 on dropped edges
-        z = e.new_zeros(self.num_dst).index_add_(0, self.row, e)
+        z = self.row_sum(e)
         return e / torch.where(z > 0, z, torch.ones_like(z))[self.row]
 
     def row_sum(self, values: Tensor) -> Tensor:
