@@ -284,4 +284,3 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
 
     return propagate(apply_s, v, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t, rho=1.0,
                      tol=tol, max_iter=max_iter)
-

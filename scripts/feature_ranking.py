@@ -366,7 +366,6 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
     return collect()
 
 
-
 # ---- tables and plots --------------------------------------------------------------------
 
 def _group(rows: list[dict], keys: Sequence[str], value: str) -> dict[tuple, list[float]]:
