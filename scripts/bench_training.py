@@ -20,16 +20,14 @@ from ``torch.profiler`` over one timed run.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, resolve_device, write_rows  # noqa: E402
+from _common import markdown_table, resolve_device, time_call, write_rows  # noqa: E402
 from _models import HOP_MODELS, MODELS  # noqa: E402
 from node_classification import (  # noqa: E402
     canonical_dataset, hop_label, load_graph, parse_hops, train_eval,
@@ -42,19 +40,15 @@ COMPETITOR = {"AffinityDiffusion": ("APPNP", ""), "AffinityAttention": ("Transfo
 def epoch_time(model: str, data, *, hops: int | float | None, epochs: int, repeat: int,
                device: torch.device) -> tuple[float, dict]:
     """Median seconds per training epoch of ``model`` (see the module docstring), and the
-    result of the last run (seed ``repeat - 1``)."""
+    result of the timed runs (all seed 0, so they agree)."""
     train_eval(model, data, hops=hops, epochs=3, patience=3, device=device)  # warm-up
-    times = []
-    for r in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        res = train_eval(model, data, hops=hops, epochs=epochs, patience=epochs + 1, seed=r,
-                         device=device)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / epochs)
-    return statistics.median(times), res
+    last: dict = {}
+
+    def one_run() -> None:
+        last["res"] = train_eval(model, data, hops=hops, epochs=epochs, patience=epochs + 1,
+                                 device=device)
+
+    return time_call(one_run, repeat=repeat, warmup=0, device=device) / epochs, last["res"]
 
 
 def profile_table(model: str, data, *, hops: int | float | None, epochs: int,
@@ -72,7 +66,7 @@ def profile_table(model: str, data, *, hops: int | float | None, epochs: int,
 def run(dataset: str, models: Sequence[str], hops: Sequence[int | float], *, epochs: int = 20,
         repeat: int = 3, device: torch.device | str = "cpu", data_root: str | None = None,
         profile: bool = False) -> list[dict]:
-    """One row per (model, hops): ``ms_per_epoch``, the last run's ``val_acc`` and
+    """One row per (model, hops): ``ms_per_epoch``, the timed runs' ``val_acc`` and
     ``best_epoch`` and, where it ran too, the ratio to the competitor (``vs``, ``ratio``).
     ``AffinityDiffusion`` and ``APPNP`` start from the same weights and draw the same dropout
     masks, so they must also reach the same accuracies (``same_result``)."""
