@@ -228,10 +228,11 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         done: rows of an earlier, cut run (``--resume``): kept, and their runs (same dataset,
             model, hops and seed) are not repeated.
         workers: ``> 1`` runs the runs in a pool of that many fresh (spawned) processes of one
-            CPU thread each, all on ``device``,
-            seed by seed; the rows come back in the serial order and, but for ``time_s``,
-            equal the serial run's (each run is seeded; on the CPU bit for bit when the serial
-            run also uses one thread).
+            CPU thread each, all on ``device``; the rows come back in the serial order and,
+            but for ``time_s``, equal the serial run's (each run is seeded; on the CPU bit for
+            bit when the serial run also uses one thread). Serial or pooled, the runs start
+            seed by seed (every dataset, model and hop count of the first seed, then the next),
+            so a grid cut short has every cell at about the same number of seeds.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
 
@@ -279,16 +280,16 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
 
     with tqdm(total=total, initial=total - len(tasks), desc="node classification",
               disable=not progress, dynamic_ncols=True) as bar:
+        # seed-major: a run cut short has every cell at about the same number of seeds
+        order = sorted(tasks, key=lambda t: seeds.index(t[1]))
         if workers == 1:
-            for task in tasks:
+            for task in order:
                 if out_of_time():
                     break
                 finish(task, run_task(task, **setup))
         else:
             from concurrent.futures import FIRST_COMPLETED, wait
 
-            # seed-major: a run cut short has every cell at about the same number of seeds
-            order = sorted(tasks, key=lambda t: seeds.index(t[1]))
             with single_thread_pool(workers) as pool:
                 futures = {pool.submit(run_task, t, **setup): t for t in order}
                 pending = set(futures)

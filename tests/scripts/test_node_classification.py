@@ -164,6 +164,21 @@ def test_workers_give_the_serial_rows_in_the_serial_order():
         nc.run(["csbm-0.9"], ["GCN"], workers=0, **kwargs)
 
 
+def test_runs_start_seed_by_seed_and_rows_keep_the_dataset_order(monkeypatch):
+    started = []
+
+    def fake(task, **setup):
+        started.append(task)
+        return {"dataset": task[0], "seed": task[1], "model": task[2], "hops": ""}
+
+    monkeypatch.setattr(nc, "run_task", fake)
+    rows = nc.run(["csbm-0.9", "csbm-0.2"], ["GCN", "GAT"], seeds=2, progress=False)
+    assert [(t[1], t[0], t[2]) for t in started] == [
+        (s, d, m) for s in (0, 1) for d in ("csbm-0.9", "csbm-0.2") for m in ("GCN", "GAT")]
+    assert [(r["dataset"], r["seed"], r["model"]) for r in rows] == [
+        (d, s, m) for d in ("csbm-0.9", "csbm-0.2") for s in (0, 1) for m in ("GCN", "GAT")]
+
+
 def test_time_limit_leaves_the_rest_to_resume(capsys):
     kwargs = dict(hops=[1], seeds=2, epochs=3, patience=3, csbm_nodes=40, progress=False)
     grid = (["csbm-0.9", "csbm-0.2"], ["GCN", "AffinityAttention"])
