@@ -36,7 +36,7 @@ from _common import (  # noqa: E402
     add_output_args, load_rows, markdown_table, mean_std, resolve_device, resume_rows, set_seed,
     single_thread_pool, write_rows,
 )
-from _models import HOP_MODELS, MODELS, build_model  # noqa: E402
+from _models import ATTN_DROPOUT, HOP_MODELS, MODELS, build_model  # noqa: E402
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
 WEBKB = ("Cornell", "Texas", "Wisconsin")
@@ -143,15 +143,17 @@ def make_csbm_graph(n: int, homophily: float, seed: int) -> Data:
 # ---------------------------------------------------------------------------------------------
 def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
                epochs: int = 500, patience: int = 100, seed: int = 0,
-               device: torch.device | str = "cpu") -> dict:
+               device: torch.device | str = "cpu", attn_dropout: float | None = None) -> dict:
     """Train one model on one graph (on ``device``); the accuracies at the best validation epoch.
 
     The best epoch has the highest validation accuracy (ties: the lowest validation loss);
-    training stops after ``patience`` epochs that improve neither.
+    training stops after ``patience`` epochs that improve neither. ``attn_dropout`` overrides
+    the hop models' attention dropout (see :func:`_models.build_model`).
     """
     set_seed(seed)
     num_classes = int(data.y.max()) + 1
-    model, opt = build_model(model_name, data.num_features, num_classes, hops)
+    model, opt = build_model(model_name, data.num_features, num_classes, hops,
+                             attn_dropout=attn_dropout)
     model = model.to(device)  # in place: the optimiser's parameters move with it
     data = data.to(device)
     x, ei, y = data.x, data.edge_index, data.y
@@ -210,7 +212,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
         on_row: Callable[[list[dict]], None] | None = None,
         done: Sequence[dict] = (), workers: int = 1,
-        time_limit: float | None = None) -> list[dict]:
+        time_limit: float | None = None, attn_dropout: float = ATTN_DROPOUT) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -233,6 +235,9 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             bit when the serial run also uses one thread). Serial or pooled, the runs start
             seed by seed (every dataset, model and hop count of the first seed, then the next),
             so a grid cut short has every cell at about the same number of seeds.
+        attn_dropout: attention dropout of the hop models; their rows record the dropout in
+            effect (none at ``hops=inf``) as ``attn_dropout``, and ``done`` rows of another
+            value are refused.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
 
@@ -254,12 +259,13 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     configs = [(m, k) for m in models for k in (hops if m in HOP_MODELS else [None])]
+    check_kept_rows(done, attn_dropout)
     finished = {(r["dataset"], r["model"], r["hops"], r["seed"]) for r in done}
     tasks = [(name, seed, m, k) for name in datasets for seed in seeds for m, k in configs
              if (name, m, hop_label(k), seed) not in finished]
     new: dict[tuple, dict] = {}
     setup = dict(data_root=data_root, csbm_nodes=csbm_nodes, epochs=epochs,
-                 patience=patience, device=str(device))
+                 patience=patience, device=str(device), attn_dropout=attn_dropout)
 
     def rows_so_far() -> list[dict]:
         return list(done) + [new[t] for t in tasks if t in new]
@@ -314,7 +320,7 @@ _GRAPHS: dict[tuple, Data] = {}
 
 def run_task(task: tuple[str, int, str, int | float | None], *,
              data_root: str | os.PathLike | None, csbm_nodes: int, epochs: int, patience: int,
-             device: str) -> dict:
+             device: str, attn_dropout: float = ATTN_DROPOUT) -> dict:
     """One run ``(dataset, seed, model, hops)`` as a result row (in this process or a pool
     worker; the last few graphs are kept, so a worker loads a graph once per seed)."""
     name, seed, model_name, k = task
@@ -323,10 +329,33 @@ def run_task(task: tuple[str, int, str, int | float | None], *,
         while len(_GRAPHS) >= 4:
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
+    hop_model = model_name in HOP_MODELS
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
-                     seed=seed, device=device)
-    return {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
-            "device": str(device)}
+                     seed=seed, device=device, attn_dropout=attn_dropout if hop_model else None)
+    row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
+           "device": str(device)}
+    if hop_model:
+        row["attn_dropout"] = _effective_attn_dropout(row["hops"], attn_dropout)
+    return row
+
+
+def check_kept_rows(done: Sequence[dict], attn_dropout: float) -> None:
+    """Raise ``ValueError`` if a kept hop-model row was trained with another attention dropout
+    (rows written before ``attn_dropout`` was recorded count as another: 0.6 then)."""
+    if not 0.0 <= attn_dropout < 1.0:
+        raise ValueError(f"attn_dropout must be in [0, 1), got {attn_dropout!r}")
+    for r in done:
+        if r["model"] in HOP_MODELS and r.get("attn_dropout") != _effective_attn_dropout(
+                r["hops"], attn_dropout):
+            raise ValueError(
+                f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) has "
+                f"attn_dropout {r.get('attn_dropout', 'missing (0.6 up to 2026-11-26)')}, this "
+                f"run uses {attn_dropout}: write to another file or pass that --attn-dropout")
+
+
+def _effective_attn_dropout(hops: str, attn_dropout: float) -> float:
+    """The attention dropout a hop model applies: none at ``hops=inf`` (the closed form)."""
+    return 0.0 if hops == "inf" else float(attn_dropout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
                    help="hop counts of AffinityAttention, integers or inf (default: 1 2 4 8 16 inf)")
+    p.add_argument("--attn-dropout", type=float, default=ATTN_DROPOUT,
+                   help=f"attention dropout of AffinityAttention (default: {ATTN_DROPOUT}, chosen "
+                        "on validation; the README's cSBM and WebKB tables used 0.6)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
@@ -514,16 +546,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         seeds = _seed_list(args.seeds[0] if len(args.seeds) == 1 else args.seeds)
         datasets = [canonical_dataset(d) for d in args.datasets]
         hops = parse_hops(args.hops)
+        done = resume_rows(args.json) if args.resume else []
+        check_kept_rows(done, args.attn_dropout)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     root = args.data_root
     if needs_root(datasets) and root is None and os.environ.get("AFFGRAPH_DATA") is None:
         print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
-    done = resume_rows(args.json) if args.resume else []
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root, done=done,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
-               workers=args.workers, time_limit=args.time_limit,
+               workers=args.workers, time_limit=args.time_limit, attn_dropout=args.attn_dropout,
                on_row=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
     if not rows:
         print("no runs finished")

@@ -25,7 +25,8 @@ def test_run_tiny_rows_are_sane():
     assert [(r["model"], r["hops"]) for r in rows] == [
         ("GCN", ""), ("AffinityAttention", "1"), ("AffinityAttention", "inf")]
     for r in rows:
-        assert set(r) == KEYS and r["dataset"] == "csbm-0.9" and r["seed"] == 0
+        extra = {"attn_dropout"} if r["model"] == "AffinityAttention" else set()
+        assert set(r) == KEYS | extra and r["dataset"] == "csbm-0.9" and r["seed"] == 0
         assert r["device"] == "cpu"
         for key in ("val_acc", "test_acc", "train_acc"):
             assert 0.0 <= r[key] <= 1.0
@@ -177,6 +178,33 @@ def test_runs_start_seed_by_seed_and_rows_keep_the_dataset_order(monkeypatch):
         (s, d, m) for s in (0, 1) for d in ("csbm-0.9", "csbm-0.2") for m in ("GCN", "GAT")]
     assert [(r["dataset"], r["seed"], r["model"]) for r in rows] == [
         (d, s, m) for d in ("csbm-0.9", "csbm-0.2") for s in (0, 1) for m in ("GCN", "GAT")]
+
+
+def test_attn_dropout_is_set_recorded_and_checked_on_resume(tmp_path):
+    assert build_model("AffinityAttention", 5, 2, 4)[0].attn.dropout == 0.0  # the default
+    assert build_model("AffinityAttention", 5, 2, 4, attn_dropout=0.6)[0].attn.dropout == 0.6
+    with pytest.raises(ValueError, match="not GCN"):
+        build_model("GCN", 5, 2, attn_dropout=0.6)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        build_model("AffinityAttention", 5, 2, 4, attn_dropout=1.0)
+    kwargs = dict(hops=[2, math.inf], seeds=1, epochs=2, patience=2, csbm_nodes=40,
+                  progress=False)
+    rows = nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], attn_dropout=0.3, **kwargs)
+    # recorded as applied: none at K = inf (the closed form), none on the baselines
+    assert [r.get("attn_dropout") for r in rows] == [None, 0.3, 0.0]
+    assert nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], attn_dropout=0.3, done=rows,
+                  **kwargs) == rows  # nothing left to run
+    with pytest.raises(ValueError, match="K=2 seed 0.*attn_dropout 0.3, this run uses 0.0"):
+        nc.run(["csbm-0.9"], ["AffinityAttention"], done=rows, **kwargs)
+    old = [{k: v for k, v in r.items() if k != "attn_dropout"} for r in rows]
+    with pytest.raises(ValueError, match="missing"):  # rows from before it was recorded
+        nc.run(["csbm-0.9"], ["AffinityAttention"], done=old, **kwargs)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(SystemExit, match="attn_dropout 0.3"):
+        nc.main(["--datasets", "csbm-0.9", "--json", str(path), "--resume", "--no-plot"])
+    with pytest.raises(SystemExit, match=r"\[0, 1\)"):
+        nc.main(["--datasets", "csbm-0.9", "--attn-dropout", "-0.1", "--no-plot"])
 
 
 def test_time_limit_leaves_the_rest_to_resume(capsys):
