@@ -212,7 +212,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         csbm_nodes: int = 1000, progress: bool = True, device: torch.device | str = "cpu",
         on_row: Callable[[list[dict]], None] | None = None,
         done: Sequence[dict] = (), workers: int = 1,
-        time_limit: float | None = None, attn_dropout: float = ATTN_DROPOUT) -> list[dict]:
+        time_limit: float | None = None,
+        attn_dropout: float | Sequence[float] = ATTN_DROPOUT) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -235,9 +236,11 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             bit when the serial run also uses one thread). Serial or pooled, the runs start
             seed by seed (every dataset, model and hop count of the first seed, then the next),
             so a grid cut short has every cell at about the same number of seeds.
-        attn_dropout: attention dropout of the hop models; their rows record the dropout in
-            effect (none at ``hops=inf``) as ``attn_dropout``, and ``done`` rows of another
-            value are refused.
+        attn_dropout: attention dropout of the hop models, or a list of values to compare
+            (each hop count runs once per value). Their rows record the dropout in effect as
+            ``attn_dropout`` (none at ``hops=inf``, which therefore runs once); tables label a
+            value other than :data:`_models.ATTN_DROPOUT` as a variant of the model. ``done``
+            hop-model rows without the field are refused.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
 
@@ -258,14 +261,19 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    configs = [(m, k) for m in models for k in (hops if m in HOP_MODELS else [None])]
-    check_kept_rows(done, attn_dropout)
-    finished = {(r["dataset"], r["model"], r["hops"], r["seed"]) for r in done}
-    tasks = [(name, seed, m, k) for name in datasets for seed in seeds for m, k in configs
-             if (name, m, hop_label(k), seed) not in finished]
+    drops = [attn_dropout] if isinstance(attn_dropout, (int, float)) else list(attn_dropout)
+    check_kept_rows(done, drops)
+    configs = [(m, None, None) for m in models if m not in HOP_MODELS]
+    configs += [(m, k, p) for m in models if m in HOP_MODELS for k in hops
+               for p in dict.fromkeys(_effective_attn_dropout(hop_label(k), q) for q in drops)]
+    configs.sort(key=lambda c: models.index(c[0]))
+    finished = {(r["dataset"], r["model"], r["hops"], r["seed"], r.get("attn_dropout"))
+                for r in done}
+    tasks = [(name, seed, m, k, p) for name in datasets for seed in seeds for m, k, p in configs
+             if (name, m, hop_label(k), seed, p) not in finished]
     new: dict[tuple, dict] = {}
     setup = dict(data_root=data_root, csbm_nodes=csbm_nodes, epochs=epochs,
-                 patience=patience, device=str(device), attn_dropout=attn_dropout)
+                 patience=patience, device=str(device))
 
     def rows_so_far() -> list[dict]:
         return list(done) + [new[t] for t in tasks if t in new]
@@ -273,7 +281,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
     def finish(task: tuple, row: dict) -> None:
         new[task] = row
         bar.set_postfix_str(f"{task[0]} {task[2]}{' K=' + hop_label(task[3]) if task[3] else ''}"
-                            f" seed {task[1]}")
+                            f"{'' if task[4] is None else f' p={task[4]:g}'} seed {task[1]}")
         bar.update()
         if on_row is not None:
             on_row(rows_so_far())
@@ -318,12 +326,12 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
 _GRAPHS: dict[tuple, Data] = {}
 
 
-def run_task(task: tuple[str, int, str, int | float | None], *,
+def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
              data_root: str | os.PathLike | None, csbm_nodes: int, epochs: int, patience: int,
-             device: str, attn_dropout: float = ATTN_DROPOUT) -> dict:
-    """One run ``(dataset, seed, model, hops)`` as a result row (in this process or a pool
+             device: str) -> dict:
+    """One run ``(dataset, seed, model, hops, attn_dropout)`` as a result row (in this process or a pool
     worker; the last few graphs are kept, so a worker loads a graph once per seed)."""
-    name, seed, model_name, k = task
+    name, seed, model_name, k, attn_dropout = task
     key = (name, None if data_root is None else str(data_root), csbm_nodes, seed)
     if key not in _GRAPHS:
         while len(_GRAPHS) >= 4:
@@ -331,26 +339,29 @@ def run_task(task: tuple[str, int, str, int | float | None], *,
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
     hop_model = model_name in HOP_MODELS
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
-                     seed=seed, device=device, attn_dropout=attn_dropout if hop_model else None)
+                     seed=seed, device=device, attn_dropout=attn_dropout)
     row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
            "device": str(device)}
     if hop_model:
-        row["attn_dropout"] = _effective_attn_dropout(row["hops"], attn_dropout)
+        row["attn_dropout"] = attn_dropout
     return row
 
 
-def check_kept_rows(done: Sequence[dict], attn_dropout: float) -> None:
-    """Raise ``ValueError`` if a kept hop-model row was trained with another attention dropout
-    (rows written before ``attn_dropout`` was recorded count as another: 0.6 then)."""
-    if not 0.0 <= attn_dropout < 1.0:
-        raise ValueError(f"attn_dropout must be in [0, 1), got {attn_dropout!r}")
+def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None:
+    """Raise ``ValueError`` for an attention dropout outside ``[0, 1)`` or a kept hop-model row
+    that does not record its attention dropout (rows written before 2026-11-27, when the
+    default was 0.6 and rows did not say)."""
+    if not attn_dropout:
+        raise ValueError("give at least one attn_dropout")
+    for p in attn_dropout:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")
     for r in done:
-        if r["model"] in HOP_MODELS and r.get("attn_dropout") != _effective_attn_dropout(
-                r["hops"], attn_dropout):
+        if r["model"] in HOP_MODELS and "attn_dropout" not in r:
             raise ValueError(
                 f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) has "
-                f"attn_dropout {r.get('attn_dropout', 'missing (0.6 up to 2026-11-26)')}, this "
-                f"run uses {attn_dropout}: write to another file or pass that --attn-dropout")
+                "no attn_dropout (rows from before 2026-11-27 were trained with 0.6): add the "
+                "field to the file or write to another one")
 
 
 def _effective_attn_dropout(hops: str, attn_dropout: float) -> float:
@@ -379,46 +390,69 @@ def _dataset_order(rows: Sequence[dict]) -> list[str]:
     return sorted(names, key=key)
 
 
+def model_key(row: dict) -> str:
+    """The model a row belongs to in tables: its name, and for a hop model trained with an
+    attention dropout other than the default, ``"AffinityAttention, attn dropout 0.6"``."""
+    p = row.get("attn_dropout")
+    if row["model"] in HOP_MODELS and p is not None and p != ATTN_DROPOUT:
+        return f"{row['model']}, attn dropout {p:g}"
+    return row["model"]
+
+
+def _base_model(key: str) -> str:
+    return key.split(", ")[0]
+
+
 def summarize(rows: Sequence[dict]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
-    """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds."""
+    """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds; ``model`` is
+    :func:`model_key` (each attention dropout of a hop model is a model of its own)."""
     out: dict = defaultdict(lambda: {"test": [], "val": []})
     for r in rows:
-        cell = out[(r["model"], r["hops"], r["dataset"])]
+        cell = out[(model_key(r), r["hops"], r["dataset"])]
         cell["test"].append(r["test_acc"])
         cell["val"].append(r["val_acc"])
     return dict(out)
 
 
-def best_hops(rows: Sequence[dict]) -> dict[tuple[str, str], str]:
-    """For each (hop model, dataset) the hop count with the best mean *validation* accuracy."""
-    best: dict[tuple[str, str], tuple[float, str]] = {}
+def best_hops(rows: Sequence[dict], *, across_variants: bool = False
+              ) -> dict[tuple[str, str], str] | dict[tuple[str, str], tuple[str, str]]:
+    """For each (hop model, dataset) the hop count with the best mean *validation* accuracy.
+
+    With ``across_variants`` the choice runs over all attention dropouts of a model too: the
+    keys are (model name, dataset) and the values ``(model key, hops)``.
+    """
+    best: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
     for (model, k, ds), cell in summarize(rows).items():
         if not k:
             continue
         v = statistics.fmean(cell["val"])
-        if (model, ds) not in best or v > best[(model, ds)][0]:
-            best[(model, ds)] = (v, k)
-    return {key: k for key, (_, k) in best.items()}
+        key = (_base_model(model) if across_variants else model, ds)
+        if key not in best or v > best[key][0]:
+            best[key] = (v, (model, k))
+    return {key: (mk if across_variants else mk[1]) for key, (_, mk) in best.items()}
 
 
 def format_table(rows: Sequence[dict]) -> str:
     """Markdown table: test accuracy (%) mean ± std over seeds, model (and hops) x dataset.
 
     The hop count of each hop model with the best mean validation accuracy on a dataset is
-    marked with ``*``.
+    marked with :data:`BEST_MARK` and set in bold; when a hop model ran with several attention
+    dropouts, each has its mark and only the best over all of them is bold.
     """
     if not rows:
         raise ValueError("no result rows to tabulate")
     cells = summarize(rows)
     marks = best_hops(rows)
+    overall = best_hops(rows, across_variants=True)
     datasets = _dataset_order(rows)
-    models = list(dict.fromkeys((r["model"], r["hops"]) for r in rows))
-    models.sort(key=lambda mk: (MODELS.index(mk[0]) if mk[0] in MODELS else len(MODELS),
-                                _hop_key(mk[1])))
+    models = list(dict.fromkeys((model_key(r), r["hops"]) for r in rows))
+    models.sort(key=lambda mk: (MODELS.index(_base_model(mk[0])) if _base_model(mk[0]) in MODELS
+                                else len(MODELS), mk[0], _hop_key(mk[1])))
     counts = {len(cell["test"]) for cell in cells.values()}
     body = []
     for model, k in models:
-        label = f"{model} (K={k})" if k else model
+        base, _, variant = model.partition(", ")
+        label = f"{base} (K={k}{', ' + variant if variant else ''})" if k else model
         line = [label]
         for ds in datasets:
             cell = cells.get((model, k, ds))
@@ -429,13 +463,16 @@ def format_table(rows: Sequence[dict]) -> str:
             if len(counts) > 1:
                 text += f" (n={len(cell['test'])})"
             if k and marks.get((model, ds)) == k:
-                text = f"**{text}** {BEST_MARK}"
+                bold = overall.get((_base_model(model), ds)) == (model, k)
+                text = f"**{text}** {BEST_MARK}" if bold else f"{text} {BEST_MARK}"
             line.append(text)
         body.append(line)
     table = markdown_table(["model"] + datasets, body)
     over = f"{counts.pop()} seed(s)" if len(counts) == 1 else "n seeds (per cell)"
+    variants = len({m for m, _ in models}) > len({_base_model(m) for m, _ in models})
     return (f"{table}\n\nTest accuracy (%), mean ± std over {over}; "
-            f"{BEST_MARK} = the hop count with the best mean validation accuracy.")
+            f"{BEST_MARK} = the hop count with the best mean validation accuracy"
+            + ("; bold: the best over all attention dropouts." if variants else "."))
 
 
 def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -451,7 +488,7 @@ def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     nrow = math.ceil(len(datasets) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
     for ax, ds in zip(axes.flat, datasets):
-        for model in HOP_MODELS:
+        for model in sorted({m for (m, k, d) in cells if k and d == ds}):
             ks = sorted({k for (m, k, d) in cells if m == model and d == ds and k}, key=_hop_key)
             if not ks:
                 continue
@@ -499,9 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
                    help="hop counts of AffinityAttention, integers or inf (default: 1 2 4 8 16 inf)")
-    p.add_argument("--attn-dropout", type=float, default=ATTN_DROPOUT,
-                   help=f"attention dropout of AffinityAttention (default: {ATTN_DROPOUT}, chosen "
-                        "on validation; the README's cSBM and WebKB tables used 0.6)")
+    p.add_argument("--attn-dropout", type=float, nargs="+", default=[ATTN_DROPOUT],
+                   help=f"attention dropout of AffinityAttention, one value or several to compare "
+                        f"(default: {ATTN_DROPOUT}, chosen on validation; the README's cSBM and "
+                        "WebKB tables used 0.6)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,

@@ -180,7 +180,7 @@ def test_runs_start_seed_by_seed_and_rows_keep_the_dataset_order(monkeypatch):
         (d, s, m) for d in ("csbm-0.9", "csbm-0.2") for s in (0, 1) for m in ("GCN", "GAT")]
 
 
-def test_attn_dropout_is_set_recorded_and_checked_on_resume(tmp_path):
+def test_attn_dropout_is_set_recorded_and_compared(tmp_path):
     assert build_model("AffinityAttention", 5, 2, 4)[0].attn.dropout == 0.0  # the default
     assert build_model("AffinityAttention", 5, 2, 4, attn_dropout=0.6)[0].attn.dropout == 0.6
     with pytest.raises(ValueError, match="not GCN"):
@@ -189,22 +189,45 @@ def test_attn_dropout_is_set_recorded_and_checked_on_resume(tmp_path):
         build_model("AffinityAttention", 5, 2, 4, attn_dropout=1.0)
     kwargs = dict(hops=[2, math.inf], seeds=1, epochs=2, patience=2, csbm_nodes=40,
                   progress=False)
-    rows = nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], attn_dropout=0.3, **kwargs)
-    # recorded as applied: none at K = inf (the closed form), none on the baselines
-    assert [r.get("attn_dropout") for r in rows] == [None, 0.3, 0.0]
+    rows = nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], attn_dropout=[0.3, 0.0], **kwargs)
+    # recorded as applied: none on the baselines, none at K = inf (which so runs once)
+    assert [(r["model"], r["hops"], r.get("attn_dropout")) for r in rows] == [
+        ("GCN", "", None), ("AffinityAttention", "2", 0.3), ("AffinityAttention", "2", 0.0),
+        ("AffinityAttention", "inf", 0.0)]
     assert nc.run(["csbm-0.9"], ["GCN", "AffinityAttention"], attn_dropout=0.3, done=rows,
                   **kwargs) == rows  # nothing left to run
-    with pytest.raises(ValueError, match="K=2 seed 0.*attn_dropout 0.3, this run uses 0.0"):
-        nc.run(["csbm-0.9"], ["AffinityAttention"], done=rows, **kwargs)
+    more = nc.run(["csbm-0.9"], ["AffinityAttention"], attn_dropout=0.6, done=rows, **kwargs)
+    assert more[:4] == rows and [(r["hops"], r["attn_dropout"]) for r in more[4:]] == [("2", 0.6)]
+    table = nc.format_table(more)
+    for label in ("AffinityAttention (K=2)", "AffinityAttention (K=2, attn dropout 0.3)",
+                  "AffinityAttention (K=2, attn dropout 0.6)", "AffinityAttention (K=inf)"):
+        assert f"| {label} |" in table
     old = [{k: v for k, v in r.items() if k != "attn_dropout"} for r in rows]
-    with pytest.raises(ValueError, match="missing"):  # rows from before it was recorded
+    with pytest.raises(ValueError, match="K=2 seed 0.*no attn_dropout"):  # from before the field
         nc.run(["csbm-0.9"], ["AffinityAttention"], done=old, **kwargs)
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(rows))
-    with pytest.raises(SystemExit, match="attn_dropout 0.3"):
+    path.write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="no attn_dropout"):
         nc.main(["--datasets", "csbm-0.9", "--json", str(path), "--resume", "--no-plot"])
     with pytest.raises(SystemExit, match=r"\[0, 1\)"):
-        nc.main(["--datasets", "csbm-0.9", "--attn-dropout", "-0.1", "--no-plot"])
+        nc.main(["--datasets", "csbm-0.9", "--attn-dropout", "0", "-0.1", "--no-plot"])
+
+
+def test_best_hop_is_marked_per_attention_dropout_and_bold_over_all():
+    def row(k, p, val, test):
+        return {**_row("AffinityAttention", k, 0, val, test), "attn_dropout": p}
+
+    rows = [row("1", 0.0, 0.5, 0.1), row("2", 0.0, 0.6, 0.2), row("1", 0.6, 0.7, 0.3),
+            row("2", 0.6, 0.4, 0.4)]
+    lines = nc.format_table(rows).splitlines()
+    assert lines[2:6] == ["| AffinityAttention (K=1) | 10.0 ± 0.0 |",
+                          f"| AffinityAttention (K=2) | 20.0 ± 0.0 {nc.BEST_MARK} |",
+                          f"| AffinityAttention (K=1, attn dropout 0.6) | **30.0 ± 0.0** "
+                          f"{nc.BEST_MARK} |",
+                          "| AffinityAttention (K=2, attn dropout 0.6) | 40.0 ± 0.0 |"]
+    assert lines[-1].endswith("bold: the best over all attention dropouts.")
+    assert nc.best_hops(rows, across_variants=True) == {
+        ("AffinityAttention", "D"): ("AffinityAttention, attn dropout 0.6", "1")}
 
 
 def test_time_limit_leaves_the_rest_to_resume(capsys):
