@@ -183,6 +183,12 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 
+def check_attn_dropout(p: float) -> None:
+    """Raise ``ValueError`` unless ``p`` is a dropout probability in ``[0, 1)``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")
+
+
 def build_model(name: str, in_channels: int, num_classes: int,
                 hops: int | float | None = None, *, attn_dropout: float | None = None
                 ) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -200,9 +206,8 @@ def build_model(name: str, in_channels: int, num_classes: int,
         model = spec.build(in_channels, num_classes, hops)
     elif name not in HOP_MODELS:
         raise ValueError(f"attn_dropout applies to {', '.join(HOP_MODELS)}, not {name}")
-    elif not 0.0 <= attn_dropout < 1.0:
-        raise ValueError(f"attn_dropout must be in [0, 1), got {attn_dropout!r}")
     else:
+        check_attn_dropout(attn_dropout)
         model = spec.build(in_channels, num_classes, hops, attn_dropout=attn_dropout)
     if spec.decay_only is None:
         groups = [{"params": list(model.parameters()), "weight_decay": spec.weight_decay}]

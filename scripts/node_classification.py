@@ -36,7 +36,7 @@ from _common import (  # noqa: E402
     add_output_args, load_rows, markdown_table, mean_std, resolve_device, resume_rows, set_seed,
     single_thread_pool, write_rows,
 )
-from _models import ATTN_DROPOUT, HOP_MODELS, MODELS, build_model  # noqa: E402
+from _models import ATTN_DROPOUT, HOP_MODELS, MODELS, build_model, check_attn_dropout  # noqa: E402
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
 WEBKB = ("Cornell", "Texas", "Wisconsin")
@@ -263,10 +263,10 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     drops = [attn_dropout] if isinstance(attn_dropout, (int, float)) else list(attn_dropout)
     check_kept_rows(done, drops)
-    configs = [(m, None, None) for m in models if m not in HOP_MODELS]
-    configs += [(m, k, p) for m in models if m in HOP_MODELS for k in hops
-               for p in dict.fromkeys(_effective_attn_dropout(hop_label(k), q) for q in drops)]
-    configs.sort(key=lambda c: models.index(c[0]))
+    variants = [(k, p) for k in hops
+                for p in dict.fromkeys(_effective_attn_dropout(hop_label(k), q) for q in drops)]
+    configs = [(m, k, p) for m in models
+               for k, p in (variants if m in HOP_MODELS else [(None, None)])]
     finished = {(r["dataset"], r["model"], r["hops"], r["seed"], r.get("attn_dropout"))
                 for r in done}
     tasks = [(name, seed, m, k, p) for name in datasets for seed in seeds for m, k, p in configs
@@ -329,20 +329,19 @@ _GRAPHS: dict[tuple, Data] = {}
 def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
              data_root: str | os.PathLike | None, csbm_nodes: int, epochs: int, patience: int,
              device: str) -> dict:
-    """One run ``(dataset, seed, model, hops, attn_dropout)`` as a result row (in this process or a pool
-    worker; the last few graphs are kept, so a worker loads a graph once per seed)."""
+    """One run ``(dataset, seed, model, hops, attn_dropout)`` as a result row (in this process
+    or a pool worker; the last few graphs are kept, so a worker loads a graph once per seed)."""
     name, seed, model_name, k, attn_dropout = task
     key = (name, None if data_root is None else str(data_root), csbm_nodes, seed)
     if key not in _GRAPHS:
         while len(_GRAPHS) >= 4:
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
-    hop_model = model_name in HOP_MODELS
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
                      seed=seed, device=device, attn_dropout=attn_dropout)
     row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
            "device": str(device)}
-    if hop_model:
+    if model_name in HOP_MODELS:
         row["attn_dropout"] = attn_dropout
     return row
 
@@ -354,8 +353,7 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None
     if not attn_dropout:
         raise ValueError("give at least one attn_dropout")
     for p in attn_dropout:
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")
+        check_attn_dropout(p)
     for r in done:
         if r["model"] in HOP_MODELS and "attn_dropout" not in r:
             raise ValueError(
