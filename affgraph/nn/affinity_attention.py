@@ -37,7 +37,7 @@ class AffinityAttention(MessagePassing):
     Args:
         in_channels (int or tuple): input size, or ``(source, target)`` sizes for bipartite
             input.
-        out_channels (int): size :math:`d` of each head.
+        out_channels (int): size of each head's values and output.
         heads (int): number of heads. (default: ``1``)
         concat (bool): concatenate the heads (else average them). (default: :obj:`True`)
         beta (bool): gated skip connection as in ``TransformerConv``. (default: :obj:`False`)
@@ -58,6 +58,9 @@ class AffinityAttention(MessagePassing):
         r (float, optional): Katz decay, ``0 < r < 1`` (``S`` is row-stochastic).
         t (float): heat-kernel time. (default: ``1.0``)
         window (int, optional): sliding-window half-width for ``edge_index=None``.
+        key_channels (int, optional): size :math:`d` of each head's queries and keys, the
+            space the affinity is computed in. (default: ``out_channels``, as in
+            ``TransformerConv``)
         learn_coeffs (bool): make the ``[K + 1]`` coefficients a parameter initialised from
             ``coeffs`` (GPR-style; finite ``hops`` only). (default: :obj:`False`)
 
@@ -75,7 +78,8 @@ class AffinityAttention(MessagePassing):
                  root_weight: bool = True, hops: Union[int, float] = 1,
                  coeffs: Union[str, Tensor] = "ppr", alpha: float = 0.1,
                  r: Optional[float] = None, t: float = 1.0, *, beta: bool = False,
-                 window: Optional[int] = None, learn_coeffs: bool = False, **kwargs) -> None:
+                 window: Optional[int] = None, learn_coeffs: bool = False,
+                 key_channels: Optional[int] = None, **kwargs) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
         if isinstance(hops, bool) or not isinstance(hops, (int, float)) or \
@@ -85,9 +89,13 @@ class AffinityAttention(MessagePassing):
             raise ValueError(f"heads must be a positive int, got {heads!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if key_channels is not None and (isinstance(key_channels, bool)
+                                         or not isinstance(key_channels, int) or key_channels < 1):
+            raise ValueError(f"key_channels must be a positive int, got {key_channels!r}")
         if learn_coeffs and hops == math.inf:
             raise ValueError("learn_coeffs needs a finite number of hops")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
+        self.key_channels = out_channels if key_channels is None else key_channels
         self.concat, self.dropout, self.root_weight = concat, dropout, root_weight
         self.beta = beta and root_weight
         self.hops, self.alpha, self.r, self.t, self.window = hops, alpha, r, t, window
@@ -100,9 +108,9 @@ class AffinityAttention(MessagePassing):
         else:
             self.coeffs = coeffs
         src, dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
-        hc = heads * out_channels
-        self.lin_key = Linear(src, hc, bias=bias)
-        self.lin_query = Linear(dst, hc, bias=bias)
+        hc, hk = heads * out_channels, heads * self.key_channels
+        self.lin_key = Linear(src, hk, bias=bias)
+        self.lin_query = Linear(dst, hk, bias=bias)
         self.lin_value = Linear(src, hc, bias=bias)
         out_dim = hc if concat else out_channels
         self.lin_skip = Linear(dst, out_dim, bias=bias) if root_weight else None
@@ -125,10 +133,10 @@ class AffinityAttention(MessagePassing):
         """Args: ``x`` (or ``(x_src, x_dst)``), ``edge_index`` (``None``: the implicit
         support), ``batch``, ``causal``, ``return_attention`` (return ``(out, (edge_index,
         alpha))`` with the one-hop weights)."""
-        h, c = self.heads, self.out_channels
+        h, c, dk = self.heads, self.out_channels, self.key_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        query = self.lin_query(x_dst).view(-1, h, c)  # (N_dst, H, C)
-        key = self.lin_key(x_src).view(-1, h, c)  # (N_src, H, C)
+        query = self.lin_query(x_dst).view(-1, h, dk)  # (N_dst, H, D)
+        key = self.lin_key(x_src).view(-1, h, dk)  # (N_src, H, D)
         value = self.lin_value(x_src).view(-1, h, c)
         # no attention dropout for the closed form (hops=inf): it solves with the exact S
         p = self.dropout if self.training and self.hops != math.inf else 0.0

@@ -70,11 +70,11 @@ def dense_oracle(aa, x, mask, theta):
     """float64: skip + sum_k theta_k S^k V with S the explicit softmax matrix of the layer."""
     d = {k: v.double() for k, v in aa.state_dict().items() if torch.is_tensor(v)}
     xd = x.double()
-    h, c = aa.heads, aa.out_channels
-    q = (xd @ d["lin_query.weight"].T + d["lin_query.bias"]).view(-1, h, c)
-    k = (xd @ d["lin_key.weight"].T + d["lin_key.bias"]).view(-1, h, c)
+    h, c, dk = aa.heads, aa.out_channels, aa.key_channels
+    q = (xd @ d["lin_query.weight"].T + d["lin_query.bias"]).view(-1, h, dk)
+    k = (xd @ d["lin_key.weight"].T + d["lin_key.bias"]).view(-1, h, dk)
     v = (xd @ d["lin_value.weight"].T + d["lin_value.bias"]).view(-1, h, c).transpose(0, 1)
-    att = torch.einsum("nhd,mhd->hnm", q, k) / math.sqrt(c)
+    att = torch.einsum("nhd,mhd->hnm", q, k) / math.sqrt(dk)
     s = torch.softmax(att.masked_fill(~mask, -math.inf), -1).nan_to_num(0.0)
     out, p = torch.zeros_like(v), v
     for t in theta:
@@ -92,6 +92,20 @@ def test_k_hop_layer_matches_dense_series():
     torch.testing.assert_close(aa(x.double(), ei), dense_oracle(aa, x, mask, theta))
     causal = torch.ones(12, 12, dtype=torch.bool).tril()
     torch.testing.assert_close(aa(x.double(), causal=True), dense_oracle(aa, x, causal, theta))
+
+
+@pytest.mark.parametrize("hops", [1, 3])
+def test_key_channels_set_the_affinity_width(hops):
+    """Queries and keys 5 wide, values 4 wide: the scale is 1/sqrt(5), the output 3 x 4."""
+    x, ei = graph()
+    ei = torch.unique(ei, dim=1)
+    aa = AffinityAttention(6, 4, heads=3, hops=hops, alpha=0.2, key_channels=5).double()
+    assert aa.lin_query.weight.shape == aa.lin_key.weight.shape == (15, 6)
+    assert aa.lin_value.weight.shape == (12, 6)
+    mask = torch.zeros(12, 12, dtype=torch.bool)
+    mask[ei[1], ei[0]] = True
+    theta = [0.0, 1.0] if hops == 1 else [0.2, 0.16, 0.128, 0.8 ** 3]
+    torch.testing.assert_close(aa(x.double(), ei), dense_oracle(aa, x, mask, theta))
 
 
 def test_infinite_hops_layer_matches_closed_form():
@@ -161,7 +175,8 @@ def test_repr_and_bad_arguments():
     assert repr(AffinityAttention(6, 4, heads=2)) == "AffinityAttention(6, 4, heads=2, hops=1)"
     assert repr(AffinityAttention(6, 4, hops=math.inf)) == "AffinityAttention(6, 4, heads=1, hops=inf)"
     for kw in (dict(hops=0), dict(hops=1.5), dict(heads=0), dict(dropout=1.0),
-               dict(hops=math.inf, learn_coeffs=True)):
+               dict(hops=math.inf, learn_coeffs=True), dict(key_channels=0),
+               dict(key_channels=2.0), dict(key_channels=True)):
         with pytest.raises(ValueError):
             AffinityAttention(6, 4, **kw)
     aa = AffinityAttention(6, 4)
