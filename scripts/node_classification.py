@@ -23,7 +23,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -388,22 +388,36 @@ def _dataset_order(rows: Sequence[dict]) -> list[str]:
     return sorted(names, key=key)
 
 
-def model_key(row: dict) -> str:
+class ModelKey(NamedTuple):
     """The model a row belongs to in tables: its name, and for a hop model trained with an
-    attention dropout other than the default, ``"AffinityAttention, attn dropout 0.6"``."""
+    attention dropout other than the default, that dropout (else ``None``). Each attention
+    dropout of a hop model is a model of its own; ``str`` gives the table's name for it."""
+
+    name: str
+    attn_dropout: float | None = None
+
+    def __str__(self) -> str:
+        if self.attn_dropout is None:
+            return self.name
+        return f"{self.name}, attn dropout {self.attn_dropout:g}"
+
+    def order(self) -> tuple:
+        """Sort key: the order of :data:`MODELS`, the default dropout first, then by dropout."""
+        rank = MODELS.index(self.name) if self.name in MODELS else len(MODELS)
+        return (rank, self.name, self.attn_dropout is not None, self.attn_dropout or 0.0)
+
+
+def model_key(row: dict) -> ModelKey:
+    """The :class:`ModelKey` of a result row."""
     p = row.get("attn_dropout")
     if row["model"] in HOP_MODELS and p is not None and p != ATTN_DROPOUT:
-        return f"{row['model']}, attn dropout {p:g}"
-    return row["model"]
+        return ModelKey(row["model"], p)
+    return ModelKey(row["model"])
 
 
-def _base_model(key: str) -> str:
-    return key.split(", ")[0]
-
-
-def summarize(rows: Sequence[dict]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
+def summarize(rows: Sequence[dict]) -> dict[tuple[ModelKey, str, str], dict[str, list[float]]]:
     """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds; ``model`` is
-    :func:`model_key` (each attention dropout of a hop model is a model of its own)."""
+    the row's :class:`ModelKey`."""
     out: dict = defaultdict(lambda: {"test": [], "val": []})
     for r in rows:
         cell = out[(model_key(r), r["hops"], r["dataset"])]
@@ -413,18 +427,19 @@ def summarize(rows: Sequence[dict]) -> dict[tuple[str, str, str], dict[str, list
 
 
 def best_hops(rows: Sequence[dict], *, across_variants: bool = False
-              ) -> dict[tuple[str, str], str] | dict[tuple[str, str], tuple[str, str]]:
+              ) -> dict[tuple[ModelKey, str], str] | dict[tuple[str, str], tuple[ModelKey, str]]:
     """For each (hop model, dataset) the hop count with the best mean *validation* accuracy.
 
-    With ``across_variants`` the choice runs over all attention dropouts of a model too: the
-    keys are (model name, dataset) and the values ``(model key, hops)``.
+    The keys are ``(ModelKey, dataset)``. With ``across_variants`` the choice runs over all
+    attention dropouts of a model too: the keys are (model name, dataset) and the values
+    ``(ModelKey, hops)``.
     """
-    best: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+    best: dict[tuple, tuple[float, tuple[ModelKey, str]]] = {}
     for (model, k, ds), cell in summarize(rows).items():
         if not k:
             continue
         v = statistics.fmean(cell["val"])
-        key = (_base_model(model) if across_variants else model, ds)
+        key = (model.name if across_variants else model, ds)
         if key not in best or v > best[key][0]:
             best[key] = (v, (model, k))
     return {key: (mk if across_variants else mk[1]) for key, (_, mk) in best.items()}
@@ -444,13 +459,12 @@ def format_table(rows: Sequence[dict]) -> str:
     overall = best_hops(rows, across_variants=True)
     datasets = _dataset_order(rows)
     models = list(dict.fromkeys((model_key(r), r["hops"]) for r in rows))
-    models.sort(key=lambda mk: (MODELS.index(_base_model(mk[0])) if _base_model(mk[0]) in MODELS
-                                else len(MODELS), mk[0], _hop_key(mk[1])))
+    models.sort(key=lambda mk: (mk[0].order(), _hop_key(mk[1])))
     counts = {len(cell["test"]) for cell in cells.values()}
     body = []
     for model, k in models:
-        base, _, variant = model.partition(", ")
-        label = f"{base} (K={k}{', ' + variant if variant else ''})" if k else model
+        variant = "" if model.attn_dropout is None else f", attn dropout {model.attn_dropout:g}"
+        label = f"{model.name} (K={k}{variant})" if k else str(model)
         line = [label]
         for ds in datasets:
             cell = cells.get((model, k, ds))
@@ -461,16 +475,32 @@ def format_table(rows: Sequence[dict]) -> str:
             if len(counts) > 1:
                 text += f" (n={len(cell['test'])})"
             if k and marks.get((model, ds)) == k:
-                bold = overall.get((_base_model(model), ds)) == (model, k)
+                bold = overall.get((model.name, ds)) == (model, k)
                 text = f"**{text}** {BEST_MARK}" if bold else f"{text} {BEST_MARK}"
             line.append(text)
         body.append(line)
     table = markdown_table(["model"] + datasets, body)
     over = f"{counts.pop()} seed(s)" if len(counts) == 1 else "n seeds (per cell)"
-    variants = len({m for m, _ in models}) > len({_base_model(m) for m, _ in models})
+    variants = len({m for m, _ in models}) > len({m.name for m, _ in models})
     return (f"{table}\n\nTest accuracy (%), mean ± std over {over}; "
             f"{BEST_MARK} = the hop count with the best mean validation accuracy"
             + ("; bold: the best over all attention dropouts." if variants else "."))
+
+
+def hop_series(cells: dict, dataset: str
+               ) -> tuple[list[str], dict[ModelKey, tuple[list[int], list[float], list[float]]]]:
+    """The hop curves of one plot panel from :func:`summarize`'s cells: the hop counts run on
+    ``dataset`` by any hop model (one x position each, in hop order), and per hop model its x
+    positions and test accuracy mean and std (%) over seeds."""
+    all_ks = sorted({k for (m, k, d) in cells if k and d == dataset}, key=_hop_key)
+    series = {}
+    for model in sorted({m for (m, k, d) in cells if k and d == dataset}, key=ModelKey.order):
+        tests = [(i, cells[(model, k, dataset)]["test"]) for i, k in enumerate(all_ks)
+                 if (model, k, dataset) in cells]
+        series[model] = ([i for i, _ in tests],
+                         [100 * statistics.fmean(t) for _, t in tests],
+                         [100 * statistics.stdev(t) if len(t) > 1 else 0.0 for _, t in tests])
+    return all_ks, series
 
 
 def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -482,22 +512,24 @@ def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
 
     cells = summarize(rows)
     datasets = _dataset_order(rows)
+    # one colour per model in all panels
+    colours = {m: f"C{i % 10}" for i, m in enumerate(sorted({c[0] for c in cells},
+                                                             key=ModelKey.order))}
     ncol = min(3, len(datasets))
     nrow = math.ceil(len(datasets) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
     for ax, ds in zip(axes.flat, datasets):
-        for model in sorted({m for (m, k, d) in cells if k and d == ds}):
-            ks = sorted({k for (m, k, d) in cells if m == model and d == ds and k}, key=_hop_key)
-            if not ks:
-                continue
-            means = [100 * statistics.fmean(cells[(model, k, ds)]["test"]) for k in ks]
-            stds = [100 * (statistics.stdev(cells[(model, k, ds)]["test"])
-                           if len(cells[(model, k, ds)]["test"]) > 1 else 0.0) for k in ks]
-            ax.errorbar(range(len(ks)), means, yerr=stds, marker="o", capsize=3, label=model)
-            ax.set_xticks(range(len(ks)), ["∞" if k == "inf" else k for k in ks])
-        for i, (m, k, d) in enumerate(sorted(c for c in cells if not c[1] and c[2] == ds)):
+        all_ks, series = hop_series(cells, ds)
+        for model, (xs, means, stds) in series.items():
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, color=colours[model],
+                        label=str(model))
+        if all_ks:
+            ax.set_xticks(range(len(all_ks)), ["∞" if k == "inf" else k for k in all_ks])
+        baselines = sorted((c for c in cells if not c[1] and c[2] == ds),
+                           key=lambda c: c[0].order())
+        for m, k, d in baselines:
             ax.axhline(100 * statistics.fmean(cells[(m, k, d)]["test"]), ls="--", lw=1,
-                       color=f"C{i + 1}", label=m)
+                       color=colours[m], label=str(m))
         ax.set_title(ds)
         ax.set_xlabel("hops K")
         ax.set_ylabel("test accuracy (%)")

@@ -227,7 +227,7 @@ def test_best_hop_is_marked_per_attention_dropout_and_bold_over_all():
                           "| AffinityAttention (K=2, attn dropout 0.6) | 40.0 ± 0.0 |"]
     assert lines[-1].endswith("bold: the best over all attention dropouts.")
     assert nc.best_hops(rows, across_variants=True) == {
-        ("AffinityAttention", "D"): ("AffinityAttention, attn dropout 0.6", "1")}
+        ("AffinityAttention", "D"): (nc.ModelKey("AffinityAttention", 0.6), "1")}
 
 
 def test_time_limit_leaves_the_rest_to_resume(capsys):
@@ -250,3 +250,21 @@ def test_table_columns_follow_the_dataset_order_not_the_row_order():
             ("mine", "csbm-0.9", "PubMed", "Texas", "csbm-0.1", "Cora")]
     header = nc.format_table(rows).splitlines()[0]
     assert header == "| model | Cora | PubMed | Texas | csbm-0.1 | csbm-0.9 | mine |"
+
+
+def test_hop_series_share_one_x_axis_per_dataset():
+    """A model run at fewer hop counts sits at those counts' positions on the panel's axis."""
+    def row(k, p, seed, test):
+        return {**_row("AffinityAttention", k, seed, 0.5, test), "attn_dropout": p}
+
+    rows = [row("1", 0.0, 0, 0.5), row("1", 0.0, 1, 0.7), row("inf", 0.0, 0, 0.8),
+            row("4", 0.6, 0, 0.3), _row("GCN", "", 0, 0.5, 0.9)]
+    ks, series = nc.hop_series(nc.summarize(rows), "D")
+    assert ks == ["1", "4", "inf"]
+    default, dropped = nc.ModelKey("AffinityAttention"), nc.ModelKey("AffinityAttention", 0.6)
+    assert list(series) == [default, dropped]  # the baseline is no hop curve
+    xs, means, stds = series[default]
+    assert xs == [0, 2]
+    assert means == pytest.approx([60.0, 80.0]) and stds == pytest.approx([14.1421356, 0.0])
+    assert series[dropped] == ([1], [pytest.approx(30.0)], [0.0])
+    assert nc.hop_series(nc.summarize(rows), "other") == ([], {})
