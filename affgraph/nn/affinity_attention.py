@@ -61,6 +61,13 @@ class AffinityAttention(MessagePassing):
         key_channels (int, optional): size :math:`d` of each head's queries and keys, the
             space the affinity is computed in. (default: ``out_channels``, as in
             ``TransformerConv``)
+        logit_scale (float, optional): if given, a learnable inverse temperature
+            :math:`\gamma_h` per head on the logits, :math:`S_{ij} =
+            \operatorname{softmax}_j(\gamma_h \mathbf{q}_i^\top\mathbf{k}_j/\sqrt{d})`,
+            initialised to this value. ``0.0`` starts every head at uniform attention over the
+            support, the random walk :math:`\mathbf{D}^{-1}\mathbf{A}` (so ``hops=K`` with
+            ``ppr`` coefficients starts as APPNP on a row-normalised graph), and the heads learn
+            how far to move from it. (default: :obj:`None`, no scale)
         learn_coeffs (bool): make the ``[K + 1]`` coefficients a parameter initialised from
             ``coeffs`` (GPR-style; finite ``hops`` only). (default: :obj:`False`)
 
@@ -79,7 +86,8 @@ class AffinityAttention(MessagePassing):
                  coeffs: Union[str, Tensor] = "ppr", alpha: float = 0.1,
                  r: Optional[float] = None, t: float = 1.0, *, beta: bool = False,
                  window: Optional[int] = None, learn_coeffs: bool = False,
-                 key_channels: Optional[int] = None, **kwargs) -> None:
+                 key_channels: Optional[int] = None, logit_scale: Optional[float] = None,
+                 **kwargs) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
         if isinstance(hops, bool) or not isinstance(hops, (int, float)) or \
@@ -92,6 +100,10 @@ class AffinityAttention(MessagePassing):
         if key_channels is not None and (isinstance(key_channels, bool)
                                          or not isinstance(key_channels, int) or key_channels < 1):
             raise ValueError(f"key_channels must be a positive int, got {key_channels!r}")
+        if logit_scale is not None and (isinstance(logit_scale, bool) or
+                                        not isinstance(logit_scale, (int, float)) or
+                                        not math.isfinite(logit_scale)):
+            raise ValueError(f"logit_scale must be a finite number, got {logit_scale!r}")
         if learn_coeffs and hops == math.inf:
             raise ValueError("learn_coeffs needs a finite number of hops")
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
@@ -115,6 +127,9 @@ class AffinityAttention(MessagePassing):
         out_dim = hc if concat else out_channels
         self.lin_skip = Linear(dst, out_dim, bias=bias) if root_weight else None
         self.lin_beta = Linear(3 * out_dim, 1, bias=False) if self.beta else None
+        self._logit_scale_init = logit_scale
+        self.logit_scale = (None if logit_scale is None else
+                            torch.nn.Parameter(torch.full((heads,), float(logit_scale))))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -125,6 +140,9 @@ class AffinityAttention(MessagePassing):
         if isinstance(self.coeffs, torch.nn.Parameter):
             with torch.no_grad():
                 self.coeffs.copy_(self._coeffs_init)
+        if self.logit_scale is not None:
+            with torch.no_grad():
+                self.logit_scale.fill_(self._logit_scale_init)
 
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
                 edge_index: Optional[Tensor] = None, batch: Optional[Tensor] = None,
@@ -136,6 +154,8 @@ class AffinityAttention(MessagePassing):
         h, c, dk = self.heads, self.out_channels, self.key_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         query = self.lin_query(x_dst).view(-1, h, dk)  # (N_dst, H, D)
+        if self.logit_scale is not None:  # gamma_h q_i^T k_j / sqrt(d)
+            query = query * self.logit_scale.view(1, h, 1)
         key = self.lin_key(x_src).view(-1, h, dk)  # (N_src, H, D)
         value = self.lin_value(x_src).view(-1, h, c)
         # no attention dropout for the closed form (hops=inf): it solves with the exact S

@@ -108,6 +108,50 @@ def test_key_channels_set_the_affinity_width(hops):
     torch.testing.assert_close(aa(x.double(), ei), dense_oracle(aa, x, mask, theta))
 
 
+def test_logit_scale_zero_starts_as_the_random_walk():
+    """gamma = 0: one hop is the mean of the in-neighbours' values (hand-computed with
+    scatter); K hops match the dense series over D^-1 A; and gamma still gets a gradient."""
+    x, ei = graph()
+    ei = torch.unique(ei, dim=1)
+    aa = AffinityAttention(6, 4, heads=3, root_weight=False, logit_scale=0.0).double()
+    v = aa.lin_value(x.double())
+    total = torch.zeros_like(v).index_add_(0, ei[1], v[ei[0]])
+    deg = torch.zeros(12, dtype=torch.double).index_add_(0, ei[1], torch.ones(ei.size(1),
+                                                                             dtype=torch.double))
+    mean = total / deg.clamp(min=1).unsqueeze(1)  # isolated nodes get zeros
+    out = aa(x.double(), ei)
+    torch.testing.assert_close(out, mean)
+    out.pow(2).sum().backward()
+    assert aa.logit_scale.grad.abs().min() > 0 and aa.lin_query.weight.grad.abs().sum() == 0
+    walk = torch.zeros(12, 12, dtype=torch.double)
+    walk[ei[1], ei[0]] = 1.0
+    walk = walk / walk.sum(1, keepdim=True).clamp(min=1)
+    aa3 = AffinityAttention(6, 4, heads=3, hops=3, alpha=0.2, root_weight=False,
+                            logit_scale=0.0).double()
+    acc, p = 0.0, aa3.lin_value(x.double()).view(12, 3, 4)
+    for t in [0.2, 0.16, 0.128, 0.8 ** 3]:
+        acc, p = acc + t * p, torch.einsum("nm,mhc->nhc", walk, p)
+    torch.testing.assert_close(aa3(x.double(), ei), acc.reshape(12, 12))
+
+
+def test_logit_scale_is_a_factor_on_the_queries():
+    """gamma_h = c_h equals a layer without scale whose query map of head h is c_h times
+    larger; reset_parameters restores the initial scale."""
+    x, ei = graph()
+    aa = AffinityAttention(6, 4, heads=3, hops=2, logit_scale=1.5)
+    with torch.no_grad():
+        aa.logit_scale.copy_(torch.tensor([0.5, -2.0, 3.0]))
+    ref = AffinityAttention(6, 4, heads=3, hops=2)
+    state = {k: v for k, v in aa.state_dict().items() if k != "logit_scale"}
+    c = aa.logit_scale.detach().repeat_interleave(4)
+    state["lin_query.weight"] = state["lin_query.weight"] * c[:, None]
+    state["lin_query.bias"] = state["lin_query.bias"] * c
+    ref.load_state_dict(state)
+    torch.testing.assert_close(aa(x, ei), ref(x, ei), atol=1e-5, rtol=1e-5)
+    aa.reset_parameters()
+    assert torch.equal(aa.logit_scale.data, torch.full((3,), 1.5))
+
+
 def test_infinite_hops_layer_matches_closed_form():
     x, ei = graph(isolated=0)
     aa = AffinityAttention(6, 4, heads=3, hops=math.inf, alpha=0.3).double()
@@ -176,7 +220,8 @@ def test_repr_and_bad_arguments():
     assert repr(AffinityAttention(6, 4, hops=math.inf)) == "AffinityAttention(6, 4, heads=1, hops=inf)"
     for kw in (dict(hops=0), dict(hops=1.5), dict(heads=0), dict(dropout=1.0),
                dict(hops=math.inf, learn_coeffs=True), dict(key_channels=0),
-               dict(key_channels=2.0), dict(key_channels=True)):
+               dict(key_channels=2.0), dict(key_channels=True), dict(logit_scale=math.nan),
+               dict(logit_scale=math.inf), dict(logit_scale="0"), dict(logit_scale=False)):
         with pytest.raises(ValueError):
             AffinityAttention(6, 4, **kw)
     aa = AffinityAttention(6, 4)
