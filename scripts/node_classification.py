@@ -426,37 +426,37 @@ def summarize(rows: Sequence[dict]) -> dict[tuple[ModelKey, str, str], dict[str,
     return dict(out)
 
 
-def best_hops(rows: Sequence[dict], *, across_variants: bool = False
-              ) -> dict[tuple[ModelKey, str], str] | dict[tuple[str, str], tuple[ModelKey, str]]:
+def best_hops(rows: Sequence[dict], *, overall: bool = False
+              ) -> dict[tuple[ModelKey, str], str] | dict[str, tuple[ModelKey, str]]:
     """For each (hop model, dataset) the hop count with the best mean *validation* accuracy.
 
-    The keys are ``(ModelKey, dataset)``. With ``across_variants`` the choice runs over all
-    attention dropouts of a model too: the keys are (model name, dataset) and the values
-    ``(ModelKey, hops)``.
+    The keys are ``(ModelKey, dataset)``. With ``overall`` the choice runs over all hop models
+    and their attention dropouts: the keys are the datasets and the values ``(ModelKey, hops)``,
+    affgraph's best cell on each dataset as chosen by validation.
     """
-    best: dict[tuple, tuple[float, tuple[ModelKey, str]]] = {}
+    best: dict = {}
     for (model, k, ds), cell in summarize(rows).items():
         if not k:
             continue
         v = statistics.fmean(cell["val"])
-        key = (model.name if across_variants else model, ds)
+        key = ds if overall else (model, ds)
         if key not in best or v > best[key][0]:
             best[key] = (v, (model, k))
-    return {key: (mk if across_variants else mk[1]) for key, (_, mk) in best.items()}
+    return {key: (mk if overall else mk[1]) for key, (_, mk) in best.items()}
 
 
 def format_table(rows: Sequence[dict]) -> str:
     """Markdown table: test accuracy (%) mean ± std over seeds, model (and hops) x dataset.
 
-    The hop count of each hop model with the best mean validation accuracy on a dataset is
-    marked with :data:`BEST_MARK` and set in bold; when a hop model ran with several attention
-    dropouts, each has its mark and only the best over all of them is bold.
+    The hop count of each hop model (and attention dropout) with the best mean validation
+    accuracy on a dataset is marked with :data:`BEST_MARK`; the best of all hop models and
+    dropouts on the dataset, also by validation, is set in bold.
     """
     if not rows:
         raise ValueError("no result rows to tabulate")
     cells = summarize(rows)
     marks = best_hops(rows)
-    overall = best_hops(rows, across_variants=True)
+    overall = best_hops(rows, overall=True)
     datasets = _dataset_order(rows)
     models = list(dict.fromkeys((model_key(r), r["hops"]) for r in rows))
     models.sort(key=lambda mk: (mk[0].order(), _hop_key(mk[1])))
@@ -475,16 +475,17 @@ def format_table(rows: Sequence[dict]) -> str:
             if len(counts) > 1:
                 text += f" (n={len(cell['test'])})"
             if k and marks.get((model, ds)) == k:
-                bold = overall.get((model.name, ds)) == (model, k)
+                bold = overall.get(ds) == (model, k)
                 text = f"**{text}** {BEST_MARK}" if bold else f"{text} {BEST_MARK}"
             line.append(text)
         body.append(line)
     table = markdown_table(["model"] + datasets, body)
     over = f"{counts.pop()} seed(s)" if len(counts) == 1 else "n seeds (per cell)"
-    variants = len({m for m, _ in models}) > len({m.name for m, _ in models})
+    variants = len({m for m, k in models if k}) > 1
     return (f"{table}\n\nTest accuracy (%), mean ± std over {over}; "
             f"{BEST_MARK} = the hop count with the best mean validation accuracy"
-            + ("; bold: the best over all attention dropouts." if variants else "."))
+            + ("; bold: the best of them over all hop models and attention dropouts."
+               if variants else "."))
 
 
 def hop_series(cells: dict, dataset: str

@@ -242,9 +242,16 @@ def test_best_hop_is_marked_per_attention_dropout_and_bold_over_all():
                           f"| AffinityAttention (K=1, attn dropout 0.6) | **30.0 ± 0.0** "
                           f"{nc.BEST_MARK} |",
                           "| AffinityAttention (K=2, attn dropout 0.6) | 40.0 ± 0.0 |"]
-    assert lines[-1].endswith("bold: the best over all attention dropouts.")
-    assert nc.best_hops(rows, across_variants=True) == {
-        ("AffinityAttention", "D"): (nc.ModelKey("AffinityAttention", 0.6), "1")}
+    assert lines[-1].endswith("bold: the best of them over all hop models and attention "
+                              "dropouts.")
+    assert nc.best_hops(rows, overall=True) == {"D": (nc.ModelKey("AffinityAttention", 0.6), "1")}
+    # a second hop model with a better validation cell takes the bold, keeps its own mark
+    rw = {**_row("AffinityAttentionRW", "2", 0, 0.8, 0.5), "attn_dropout": 0.0}
+    lines = nc.format_table(rows + [rw]).splitlines()
+    assert lines[4] == f"| AffinityAttention (K=1, attn dropout 0.6) | 30.0 ± 0.0 {nc.BEST_MARK} |"
+    assert lines[6] == f"| AffinityAttentionRW (K=2) | **50.0 ± 0.0** {nc.BEST_MARK} |"
+    assert nc.best_hops(rows + [rw], overall=True) == {"D": (nc.ModelKey("AffinityAttentionRW"),
+                                                             "2")}
 
 
 def test_time_limit_leaves_the_rest_to_resume(capsys):
