@@ -396,10 +396,16 @@ class ModelKey(NamedTuple):
     name: str
     attn_dropout: float | None = None
 
+    def label(self, hops: str = "") -> str:
+        """The table's row name: ``name[, attn dropout p]``, with hops
+        ``name (K=k[, attn dropout p])``."""
+        drop = "" if self.attn_dropout is None else f"attn dropout {self.attn_dropout:g}"
+        if hops:
+            return f"{self.name} (K={hops}{', ' + drop if drop else ''})"
+        return f"{self.name}, {drop}" if drop else self.name
+
     def __str__(self) -> str:
-        if self.attn_dropout is None:
-            return self.name
-        return f"{self.name}, attn dropout {self.attn_dropout:g}"
+        return self.label()
 
     def order(self) -> tuple:
         """Sort key: the order of :data:`MODELS`, the default dropout first, then by dropout."""
@@ -463,9 +469,7 @@ def format_table(rows: Sequence[dict]) -> str:
     counts = {len(cell["test"]) for cell in cells.values()}
     body = []
     for model, k in models:
-        variant = "" if model.attn_dropout is None else f", attn dropout {model.attn_dropout:g}"
-        label = f"{model.name} (K={k}{variant})" if k else str(model)
-        line = [label]
+        line = [model.label(k)]
         for ds in datasets:
             cell = cells.get((model, k, ds))
             if cell is None:
