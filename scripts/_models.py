@@ -44,9 +44,10 @@ affgraph's models:
   :class:`affgraph.nn.AffinityAttention`): a learnable inverse temperature per head,
   initialised at zero, so that training starts from uniform attention over the support (the
   random walk with self-loops; with ``ppr`` coefficients APPNP on the row-normalised graph)
-  and each head learns how far to move from it. On *validation* (K = 8, seeds 0-2, mean %)
-  it helps CiteSeer, 74.0 against 72.1, and hurts Cora, 81.6 against 82.7; hence both
-  models, compared per dataset. Not kept: a key width of its own (8 or 32 per head instead
+  and each head learns how far to move from it. On *validation* (K = 8, mean %) it helps
+  CiteSeer, 74.0 against 72.1, and hurts Cora, 81.6 against 82.7 (seeds 0-2, one scale shared
+  by the heads; with a scale per head over seeds 0-9: 73.9 against 72.1 and 81.4 against
+  82.6); hence both models, compared per dataset. Not kept: a key width of its own (8 or 32 per head instead
   of the class count; Cora, K = 2 and 8, seeds 0-1: within 0.3 points of the default) and
   APPNP's regularisation (dropout 0.5, weight decay 5e-3 on the projection only; K = 8:
   CiteSeer +0.4 over seeds 0-1, Cora -1.6 at seed 0).
