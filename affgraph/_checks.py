@@ -11,6 +11,12 @@ import torch
 from torch import Tensor
 
 
+def check_positive_int(name: str, value: object) -> None:
+    """``value`` must be an ``int >= 1`` (``bool`` is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_finite(name: str, x: Tensor) -> None:
     r"""Raise a ``ValueError`` naming ``name`` if the floating tensor ``x`` holds NaN or inf.
 

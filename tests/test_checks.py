@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from affgraph import _checks
-from affgraph._checks import check_finite, check_finite_all, check_tensor
+from affgraph._checks import check_finite, check_finite_all, check_positive_int, check_tensor
 
 
 def test_check_finite_names_the_argument_for_every_non_finite_value():
@@ -58,3 +58,10 @@ def test_check_finite_all_names_the_first_offender_and_passes_finite_input():
         check_finite_all(("a", "b", "c"), (good, bad, bad.clone().fill_(float("nan"))))
     check_finite_all((), ())
     check_finite_all(("e",), (torch.empty(0),))
+
+
+def test_check_positive_int():
+    check_positive_int("k", 3)
+    for bad in (0, -1, 2.0, True, "3", None):
+        with pytest.raises(ValueError, match=r"k must be a positive int, got"):
+            check_positive_int("k", bad)

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 
+from affgraph._checks import check_positive_int
 from affgraph.attention import attention, attention_diffusion
 
 
@@ -97,9 +98,8 @@ class AffinityAttention(MessagePassing):
             raise ValueError(f"heads must be a positive int, got {heads!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if key_channels is not None and (isinstance(key_channels, bool)
-                                         or not isinstance(key_channels, int) or key_channels < 1):
-            raise ValueError(f"key_channels must be a positive int, got {key_channels!r}")
+        if key_channels is not None:
+            check_positive_int("key_channels", key_channels)
         if logit_scale is not None and (isinstance(logit_scale, bool) or
                                         not isinstance(logit_scale, (int, float)) or
                                         not math.isfinite(logit_scale)):

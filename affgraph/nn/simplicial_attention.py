@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from torch.nn import Linear
 
+from affgraph._checks import check_positive_int
 from affgraph.simplicial import _check_window, simplicial_attention
 
 
@@ -54,8 +55,7 @@ class SimplicialAttention(torch.nn.Module):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("heads", heads)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_positive_int(name, v)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.window = _check_window(window)
         self.causal, self.concat, self.root_weight = bool(causal), concat, root_weight
