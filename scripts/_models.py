@@ -47,10 +47,10 @@ affgraph's models:
   and each head learns how far to move from it. On *validation* (K = 8, mean %) it helps
   CiteSeer, 74.0 against 72.1, and hurts Cora, 81.6 against 82.7 (seeds 0-2, one scale shared
   by the heads; with a scale per head over seeds 0-9: 73.9 against 72.1 and 81.4 against
-  82.6); hence both models, compared per dataset. Not kept: a key width of its own (8 or 32 per head instead
-  of the class count; Cora, K = 2 and 8, seeds 0-1: within 0.3 points of the default) and
-  APPNP's regularisation (dropout 0.5, weight decay 5e-3 on the projection only; K = 8:
-  CiteSeer +0.4 over seeds 0-1, Cora -1.6 at seed 0).
+  82.6); hence both models, compared per dataset. Not kept: a key width of its own (8 or 32
+  per head instead of the class count; Cora, K = 2 and 8, seeds 0-1: within 0.3 points of the
+  default) and APPNP's regularisation (dropout 0.5, weight decay 5e-3 on the projection only;
+  K = 8: CiteSeer +0.4 over seeds 0-1, Cora -1.6 at seed 0).
 """
 from __future__ import annotations
 
@@ -185,6 +185,13 @@ def _affinity_diffusion(k: int, c: int) -> nn.Module:
     return MLPPropagate(AffinityDiffusion(hops=10, coeffs="ppr", alpha=0.1), k, c)
 
 
+def _attention_spec(logit_scale: float | None = None) -> ModelSpec:
+    """The spec of an :class:`AffinityNet` hop model (its settings: the module docstring)."""
+    return ModelSpec(lambda k, c, h, attn_dropout=ATTN_DROPOUT: AffinityNet(
+        k, c, 1 if h is None else h, attn_dropout=attn_dropout, logit_scale=logit_scale),
+        lr=0.01, weight_decay=5e-4)
+
+
 SPECS: dict[str, ModelSpec] = {
     "GCN": ModelSpec(lambda k, c, h: GCN(k, c), lr=0.01, weight_decay=5e-4, decay_only="conv1"),
     "GAT": ModelSpec(lambda k, c, h: TwoLayerAttention(GATConv, k, c), lr=0.005,
@@ -193,11 +200,8 @@ SPECS: dict[str, ModelSpec] = {
                        weight_decay=5e-3, decay_only="lin1"),
     "TransformerConv": ModelSpec(lambda k, c, h: TwoLayerAttention(TransformerConv, k, c),
                                  lr=0.005, weight_decay=5e-4),
-    "AffinityAttention": ModelSpec(lambda k, c, h, attn_dropout=ATTN_DROPOUT: AffinityNet(
-        k, c, 1 if h is None else h, attn_dropout=attn_dropout), lr=0.01, weight_decay=5e-4),
-    "AffinityAttentionRW": ModelSpec(lambda k, c, h, attn_dropout=ATTN_DROPOUT: AffinityNet(
-        k, c, 1 if h is None else h, attn_dropout=attn_dropout, logit_scale=0.0), lr=0.01,
-        weight_decay=5e-4),
+    "AffinityAttention": _attention_spec(),
+    "AffinityAttentionRW": _attention_spec(logit_scale=0.0),
     "AffinityDiffusion": ModelSpec(lambda k, c, h: _affinity_diffusion(k, c), lr=0.01,
                                    weight_decay=5e-3, decay_only="lin1"),
 }
