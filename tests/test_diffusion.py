@@ -297,6 +297,50 @@ def test_spectral_radius_bipartite_and_tiny():
         spectral_radius_dense(torch.ones(2, 3))
 
 
+def _forest(n_trees, seed):
+    """Undirected edges of ``n_trees`` random trees of 2-8 nodes each, and the node count."""
+    g = torch.Generator().manual_seed(seed)
+    edges, off = [], 0
+    for _ in range(n_trees):
+        size = int(torch.randint(2, 9, (1,), generator=g))
+        for v in range(1, size):
+            u = int(torch.randint(0, v, (1,), generator=g))
+            edges += [(off + u, off + v), (off + v, off + u)]
+        off += size
+    return torch.tensor(edges).T, off
+
+
+def test_spectral_radius_of_float32_weights_on_many_components():
+    # CiteSeer's failure: D^-1/2 (A + I) D^-1/2 has eigenvalue 1 once per component; float32
+    # weights split those copies into a cluster ~1e-7 wide that ARPACK cannot resolve to 1e-10
+    # (it raised ArpackNoConvergence), so the tolerance is floored at the weights' epsilon.
+    from affgraph.affinity import normalize_edge_weight
+
+    edge_index, n = _forest(50, seed=0)
+    ei, w = normalize_edge_weight(edge_index, torch.ones(edge_index.size(1)), n, mode="sym",
+                                  add_self_loops=True)
+    assert w.dtype == torch.float32
+    A = torch.zeros(n, n, dtype=torch.float64)
+    A[ei[1], ei[0]] = w.double()
+    ref = float(np.linalg.eigvalsh(A.numpy()).max())  # 1 up to float32 rounding
+    assert ref == pytest.approx(1.0, abs=1e-6)
+    eps = torch.finfo(torch.float32).eps
+    assert spectral_radius(ei, w, n, symmetric=True) == pytest.approx(ref, rel=10 * eps)
+    assert spectral_radius_dense(A.float()) == pytest.approx(ref, rel=10 * eps)
+    assert spectral_radius_op(lambda v: A.float() @ v, torch.zeros(n, 3)) == \
+        pytest.approx(ref, rel=10 * eps)
+    # float64 weights keep the fine tolerance
+    ei64, w64 = normalize_edge_weight(edge_index, torch.ones(edge_index.size(1),
+                                                             dtype=torch.float64), n,
+                                      mode="sym", add_self_loops=True)
+    assert spectral_radius(ei64, w64, n) == pytest.approx(1.0, rel=1e-10)
+    # and the infinite-hop ppr diffusion that needs it matches the float64 closed form
+    x = torch.randn(n, 4, generator=torch.Generator().manual_seed(1))
+    out = diffuse(x, edge_index, hops=math.inf, coeffs="ppr", alpha=0.1, normalize="sym",
+                  add_self_loops=True)
+    closed = 0.1 * torch.linalg.solve(torch.eye(n, dtype=torch.float64) - 0.9 * A, x.double())
+    torch.testing.assert_close(out.double(), closed, rtol=1e-4, atol=1e-5)
+
 # ---------------------------------------------------------------- diffuse (sparse graphs)
 
 def _nx_graph(n=10, p=0.35, seed=0):
