@@ -68,8 +68,8 @@ A wider search on validation (2026-11-27, the H100 machine's GPU and 16 CPU core
   4x feed-forward, residuals and layer norm; Adam 5e-4 with cosine decay, gradient clipping
   at 1; K = 4, seeds 0-2) lost: Cora 79.3 (MAGNA's dropout 0.25, weight decay 1e-5) and 80.5
   (dropout 0.6, attention dropout 0.5, weight decay 5e-4); CiteSeer 67.3 and 71.1; against
-  AffinityAttention's 82.3 and 72.1 at the same K and seeds. It fits
-  the 140 training nodes within 20 epochs; a width-64 version on Cora, seed 0, reached 78.8-79.4.
+  AffinityAttention's 82.3 and 72.1 at the same K and seeds. It fits the 140 training nodes
+  within 20 epochs; a width-64 version on Cora, seed 0, reached 78.8-79.4.
 """
 from __future__ import annotations
 

@@ -341,6 +341,7 @@ def test_spectral_radius_of_float32_weights_on_many_components():
     closed = 0.1 * torch.linalg.solve(torch.eye(n, dtype=torch.float64) - 0.9 * A, x.double())
     torch.testing.assert_close(out.double(), closed, rtol=1e-4, atol=1e-5)
 
+
 # ---------------------------------------------------------------- diffuse (sparse graphs)
 
 def _nx_graph(n=10, p=0.35, seed=0):
