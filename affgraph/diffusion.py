@@ -287,63 +287,79 @@ def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float =
     and all of them advance together. Stops when every slice has
     :math:`\|b - M y\|_2 \le \text{tol} \cdot \|b\|_2`; raises ``RuntimeError`` if that does
     not happen within ``max_iter`` iterations. Runs without autograd.
+
+    Each slice is solved scaled to a largest entry of 1 (the system is linear, so
+    :math:`y = s\, M^{-1}(b/s)`): the squared norms and inner products then neither underflow
+    nor overflow. (A float32 gradient slice whose entries are all about 1e-20 has squared
+    norms below float32's smallest normal number; unscaled, CG made no progress on it.)
     """
     with torch.no_grad():
-        y = b.clone() if x0 is None else x0.clone()
-        res = b - op(y)
-        bnorm = _dot(b, b).sqrt()
-        thresh = tol * bnorm
+        if b.size(0) == 0:  # no unknowns
+            return b.clone()
+        scale = b.abs().amax(dim=0)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return scale * _solve_scaled(op, b / scale, symmetric=symmetric, tol=tol,
+                                     max_iter=max_iter, x0=None if x0 is None else x0 / scale)
 
-        def done(res_: Tensor) -> bool:
-            return bool((_dot(res_, res_).sqrt() <= thresh).all())
 
-        if done(res):
-            return y
-        if symmetric:
-            p = res.clone()
-            rs = _dot(res, res)
-            for _ in range(max_iter):
-                Ap = op(p)
-                a = _safe_div(rs, _dot(p, Ap))
-                y = y + a * p
-                res = res - a * Ap
-                if done(res):
-                    return y
-                rs_new = _dot(res, res)
-                p = res + _safe_div(rs_new, rs) * p
-                rs = rs_new
-        else:
-            r_hat = res.clone()
-            rho_prev = torch.ones_like(bnorm)
-            a = torch.ones_like(bnorm)
-            w = torch.ones_like(bnorm)
-            v = torch.zeros_like(b)
-            p = torch.zeros_like(b)
-            for it in range(max_iter):
+def _solve_scaled(op: ApplyA, b: Tensor, *, symmetric: bool, tol: float, max_iter: int,
+                  x0: Optional[Tensor]) -> Tensor:
+    """:func:`solve_linear`'s iterations on slices of ``b`` scaled to a largest entry of 1."""
+    y = b.clone() if x0 is None else x0.clone()
+    res = b - op(y)
+    bnorm = _dot(b, b).sqrt()
+    thresh = tol * bnorm
+
+    def done(res_: Tensor) -> bool:
+        return bool((_dot(res_, res_).sqrt() <= thresh).all())
+
+    if done(res):
+        return y
+    if symmetric:
+        p = res.clone()
+        rs = _dot(res, res)
+        for _ in range(max_iter):
+            Ap = op(p)
+            a = _safe_div(rs, _dot(p, Ap))
+            y = y + a * p
+            res = res - a * Ap
+            if done(res):
+                return y
+            rs_new = _dot(res, res)
+            p = res + _safe_div(rs_new, rs) * p
+            rs = rs_new
+    else:
+        r_hat = res.clone()
+        rho_prev = torch.ones_like(bnorm)
+        a = torch.ones_like(bnorm)
+        w = torch.ones_like(bnorm)
+        v = torch.zeros_like(b)
+        p = torch.zeros_like(b)
+        for it in range(max_iter):
+            rho = _dot(r_hat, res)
+            unconverged = _dot(res, res).sqrt() > thresh
+            if bool(((rho == 0) & unconverged).any()):  # breakdown: restart the shadow
+                r_hat = res.clone()
                 rho = _dot(r_hat, res)
-                unconverged = _dot(res, res).sqrt() > thresh
-                if bool(((rho == 0) & unconverged).any()):  # breakdown: restart the shadow
-                    r_hat = res.clone()
-                    rho = _dot(r_hat, res)
-                    p = torch.zeros_like(b)
-                    v = torch.zeros_like(b)
-                    rho_prev = torch.ones_like(bnorm)
-                    a = torch.ones_like(bnorm)
-                    w = torch.ones_like(bnorm)
-                beta = _safe_div(rho, rho_prev) * _safe_div(a, w)
-                p = res + beta * (p - w * v)
-                v = op(p)
-                a = _safe_div(rho, _dot(r_hat, v))
-                s = res - a * v
-                if done(s):
-                    return y + a * p
-                tv = op(s)
-                w = _safe_div(_dot(tv, s), _dot(tv, tv))
-                y = y + a * p + w * s
-                res = s - w * tv
-                rho_prev = rho
-                if done(res):
-                    return y
+                p = torch.zeros_like(b)
+                v = torch.zeros_like(b)
+                rho_prev = torch.ones_like(bnorm)
+                a = torch.ones_like(bnorm)
+                w = torch.ones_like(bnorm)
+            beta = _safe_div(rho, rho_prev) * _safe_div(a, w)
+            p = res + beta * (p - w * v)
+            v = op(p)
+            a = _safe_div(rho, _dot(r_hat, v))
+            s = res - a * v
+            if done(s):
+                return y + a * p
+            tv = op(s)
+            w = _safe_div(_dot(tv, s), _dot(tv, tv))
+            y = y + a * p + w * s
+            res = s - w * tv
+            rho_prev = rho
+            if done(res):
+                return y
     raise RuntimeError(f"the linear solve did not reach tol={tol} in max_iter={max_iter} "
                        "iterations; raise max_iter or tol")
 

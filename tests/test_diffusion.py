@@ -7,8 +7,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from affgraph.diffusion import (coefficients, diffuse, propagate, spectral_radius, spectral_radius_dense,
-                                spectral_radius_op)
+from affgraph.diffusion import (coefficients, diffuse, propagate, solve_linear, spectral_radius,
+                                spectral_radius_dense, spectral_radius_op)
 
 
 def _rand_A(n, symmetric, seed=0, density=0.5):
@@ -268,6 +268,28 @@ def test_propagate_input_errors():
         B = _rand_A(30, symmetric=False, seed=7)
         propagate(lambda v: B @ v, torch.randn(30, 1, dtype=torch.float64), hops=math.inf,
                   coeffs="katz", r=0.99 / _rho(B), tol=1e-14, max_iter=2)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_solve_linear_on_float32_slices_near_underflow_and_overflow(symmetric):
+    """Slices of b scaled by 1e-20 (squared norms below float32's smallest normal number:
+    CG made no progress and raised after max_iter; a gradient of AffinityDiffusion(hops=inf)
+    on Cora had such a column) and by 1e20 (squared norms overflow to inf: the stopping test
+    passed at once and returned b) against the float64 dense solve."""
+    A = _rand_A(40, symmetric=symmetric, seed=3, density=0.2)
+    M = torch.eye(40, dtype=torch.float64) - 0.9 / _rho(A) * A
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    b[:, 1] *= 1e-20
+    b[:, 2] *= 1e20
+    M32 = M.float()
+    y = solve_linear(lambda v: M32 @ v, b.float(), symmetric=symmetric, tol=1e-6)
+    expected = torch.linalg.solve(M, b)
+    for c in range(3):
+        err = (y[:, c].double() - expected[:, c]).norm() / expected[:, c].norm()
+        assert err < 1e-4, (c, err)
+    zero = solve_linear(lambda v: M32 @ v, torch.zeros(40, 2), symmetric=symmetric)
+    assert torch.equal(zero, torch.zeros(40, 2))
 
 
 # ---------------------------------------------------------------- spectral radius
