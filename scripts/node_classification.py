@@ -1,7 +1,9 @@
 """Node classification: how many hops of affinity attention, on which graph?
 
 Trains PyG's GCN, GAT, APPNP and TransformerConv with their published hyper-parameters and
-affgraph's ``AffinityAttention`` (for each hop count) and ``AffinityDiffusion`` on the public
+affgraph's ``AffinityAttention`` and ``AffinityAttentionRW`` (learned affinity) and
+``AffinityDiffusionCR`` (fixed affinity, GRAND's random propagation), each for every hop
+count, and ``AffinityDiffusion`` (APPNP's network, K = 10) on the public
 Planetoid splits (Cora, CiteSeer, PubMed), the 10 geom-gcn splits of WebKB (Cornell, Texas,
 Wisconsin; seed ``s`` uses split ``s % 10``) and contextual SBM graphs (``csbm-H`` is edge
 homophily ``H``, a fresh graph per seed). Full-batch Adam, early stopping on the validation
@@ -36,7 +38,10 @@ from _common import (  # noqa: E402
     add_output_args, load_rows, markdown_table, mean_std, resolve_device, resume_rows, set_seed,
     single_thread_pool, write_rows,
 )
-from _models import ATTN_DROPOUT, HOP_MODELS, MODELS, build_model, check_attn_dropout  # noqa: E402
+from _models import (  # noqa: E402
+    ATTENTION_MODELS, ATTN_DROPOUT, HOP_MODELS, MODELS, SPECS, build_model, check_attn_dropout,
+    consistency_loss,
+)
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
 WEBKB = ("Cornell", "Texas", "Wisconsin")
@@ -148,15 +153,20 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
 
     The best epoch has the highest validation accuracy (ties: the lowest validation loss);
     training stops after ``patience`` epochs that improve neither. ``attn_dropout`` overrides
-    the hop models' attention dropout (see :func:`_models.build_model`).
+    the attention models' attention dropout (see :func:`_models.build_model`). A model whose
+    spec has a :class:`_models.Consistency` trains on the mean cross-entropy of that many
+    stochastic passes plus their consistency term (:func:`_models.consistency_loss`).
     """
     set_seed(seed)
     num_classes = int(data.y.max()) + 1
     model, opt = build_model(model_name, data.num_features, num_classes, hops,
                              attn_dropout=attn_dropout)
+    cons = SPECS[model_name].consistency
     model = model.to(device)  # in place: the optimiser's parameters move with it
     data = data.to(device)
     x, ei, y = data.x, data.edge_index, data.y
+    if getattr(model, "sparse_input", False):
+        x = x.to_sparse().coalesce()
     best = (-1.0, math.inf)
     best_val_loss = math.inf
     result = {"val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0, "best_epoch": 0}
@@ -166,8 +176,14 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     for epoch in range(1, epochs + 1):
         model.train()
         opt.zero_grad()
-        out = model(x, ei)
-        loss = F.cross_entropy(out[data.train_mask], y[data.train_mask])
+        if cons is None:
+            out = model(x, ei)
+            loss = F.cross_entropy(out[data.train_mask], y[data.train_mask])
+        else:  # GRAND: several stochastic passes, their consistency over all nodes
+            outs = [model(x, ei) for _ in range(cons.samples)]
+            loss = (torch.stack([F.cross_entropy(o[data.train_mask], y[data.train_mask])
+                                 for o in outs]).mean()
+                    + cons.weight * consistency_loss(outs, cons.temperature))
         loss.backward()
         opt.step()
         model.eval()
@@ -236,11 +252,11 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             bit when the serial run also uses one thread). Serial or pooled, the runs start
             seed by seed (every dataset, model and hop count of the first seed, then the next),
             so a grid cut short has every cell at about the same number of seeds.
-        attn_dropout: attention dropout of the hop models, or a list of values to compare
+        attn_dropout: attention dropout of the attention models, or a list of values to compare
             (each hop count runs once per value). Their rows record the dropout in effect as
             ``attn_dropout`` (none at ``hops=inf``, which therefore runs once); tables label a
             value other than :data:`_models.ATTN_DROPOUT` as a variant of the model. ``done``
-            hop-model rows without the field are refused.
+            attention-model rows without the field are refused.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
 
@@ -265,8 +281,10 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
     check_kept_rows(done, drops)
     variants = [(k, p) for k in hops
                 for p in dict.fromkeys(_effective_attn_dropout(hop_label(k), q) for q in drops)]
+    hops_only = [(k, None) for k in hops]
     configs = [(m, k, p) for m in models
-               for k, p in (variants if m in HOP_MODELS else [(None, None)])]
+               for k, p in (variants if m in ATTENTION_MODELS else
+                            hops_only if m in HOP_MODELS else [(None, None)])]
     finished = {(r["dataset"], r["model"], r["hops"], r["seed"], r.get("attn_dropout"))
                 for r in done}
     tasks = [(name, seed, m, k, p) for name in datasets for seed in seeds for m, k, p in configs
@@ -341,13 +359,13 @@ def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
                      seed=seed, device=device, attn_dropout=attn_dropout)
     row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
            "device": str(device)}
-    if model_name in HOP_MODELS:
+    if model_name in ATTENTION_MODELS:
         row["attn_dropout"] = attn_dropout
     return row
 
 
 def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None:
-    """Raise ``ValueError`` for an attention dropout outside ``[0, 1)`` or a kept hop-model row
+    """Raise ``ValueError`` for an attention dropout outside ``[0, 1)`` or a kept attention row
     that does not record its attention dropout (rows written before 2026-11-27, when the
     default was 0.6 and rows did not say)."""
     if not attn_dropout:
@@ -355,7 +373,7 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None
     for p in attn_dropout:
         check_attn_dropout(p)
     for r in done:
-        if r["model"] in HOP_MODELS and "attn_dropout" not in r:
+        if r["model"] in ATTENTION_MODELS and "attn_dropout" not in r:
             raise ValueError(
                 f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) has "
                 "no attn_dropout (rows from before 2026-11-27 were trained with 0.6): add the "
@@ -363,7 +381,8 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None
 
 
 def _effective_attn_dropout(hops: str, attn_dropout: float) -> float:
-    """The attention dropout a hop model applies: none at ``hops=inf`` (the closed form)."""
+    """The attention dropout an attention model applies: none at ``hops=inf`` (the closed
+    form)."""
     return 0.0 if hops == "inf" else float(attn_dropout)
 
 
@@ -389,9 +408,9 @@ def _dataset_order(rows: Sequence[dict]) -> list[str]:
 
 
 class ModelKey(NamedTuple):
-    """The model a row belongs to in tables: its name, and for a hop model trained with an
-    attention dropout other than the default, that dropout (else ``None``). Each attention
-    dropout of a hop model is a model of its own; ``str`` gives the table's name for it."""
+    """The model a row belongs to in tables: its name, and for an attention model trained with
+    an attention dropout other than the default, that dropout (else ``None``). Each attention
+    dropout of a model is a model of its own; ``str`` gives the table's name for it."""
 
     name: str
     attn_dropout: float | None = None
@@ -416,7 +435,7 @@ class ModelKey(NamedTuple):
 def model_key(row: dict) -> ModelKey:
     """The :class:`ModelKey` of a result row."""
     p = row.get("attn_dropout")
-    if row["model"] in HOP_MODELS and p is not None and p != ATTN_DROPOUT:
+    if row["model"] in ATTENTION_MODELS and p is not None and p != ATTN_DROPOUT:
         return ModelKey(row["model"], p)
     return ModelKey(row["model"])
 
@@ -570,9 +589,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Cora CiteSeer PubMed Cornell Texas Wisconsin csbm-H ... (default: all)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
-                   help="hop counts of AffinityAttention, integers or inf (default: 1 2 4 8 16 inf)")
+                   help="hop counts of the hop models (AffinityAttention, AffinityAttentionRW, "
+                        "AffinityDiffusionCR), integers or inf (default: 1 2 4 8 16 inf)")
     p.add_argument("--attn-dropout", type=float, nargs="+", default=[ATTN_DROPOUT],
-                   help=f"attention dropout of AffinityAttention, one value or several to compare "
+                   help=f"attention dropout of AffinityAttention(RW), one value or several to compare "
                         f"(default: {ATTN_DROPOUT}, chosen on validation; the README's cSBM and "
                         "WebKB tables used 0.6)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
