@@ -9,7 +9,9 @@ epochs, is its time per epoch. The comparisons, in the same run and process:
 - ``AffinityDiffusion`` against ``APPNP``: the same network and the same propagation
   (K = 10 personalised-PageRank hops over the GCN-normalised graph);
 - ``AffinityAttention`` (K = 1) against ``TransformerConv``: one hop of dot-product attention;
-- each hop count of ``AffinityAttention`` against its K = 1.
+- each hop count of a hop model (``AffinityAttention``, ``AffinityAttentionRW``,
+  ``AffinityDiffusionCR``, whose epoch is its two stochastic passes and their consistency
+  term) against its own K = 1.
 
 ``--profile`` adds, per model, the operators with the most self time (device time on a GPU)
 from ``torch.profiler`` over one timed run.
@@ -84,7 +86,7 @@ def run(dataset: str, models: Sequence[str], hops: Sequence[int | float], *, epo
             print(profile_table(m, data, hops=k, epochs=epochs, device=device), flush=True)
     times = {(r["model"], r["hops"]): r["ms_per_epoch"] for r in rows}
     for r in rows:
-        ref = COMPETITOR.get(r["model"]) if r["hops"] in ("", "1") else ("AffinityAttention", "1")
+        ref = COMPETITOR.get(r["model"]) if r["hops"] in ("", "1") else (r["model"], "1")
         if ref is not None and ref in times and ref != (r["model"], r["hops"]):
             r["vs"] = f"{ref[0]} (K={ref[1]})" if ref[1] else ref[0]
             r["ratio"] = r["ms_per_epoch"] / times[ref]
