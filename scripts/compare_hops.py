@@ -4,9 +4,9 @@ affgraph's claim is that attention (one hop over an affinity graph of nodes) and
 (infinitely many hops over an affinity graph of features) are two ends of one axis. This
 script walks that axis on both tasks and prints a table for each:
 
-- node classification on contextual SBM graphs from heterophilous to homophilous
-  (``AffinityAttention`` with hops 1, 2, 4, 8, inf, against GCN), via
-  ``node_classification.run``;
+- node classification on contextual SBM graphs from heterophilous to homophilous: learned
+  affinity (``AffinityAttention``) and fixed affinity (``AffinityDiffusionCR``, GRAND's random
+  propagation), each with hops 1, 2, 4, 8, inf, against GCN, via ``node_classification.run``;
 - feature ranking on breast_cancer, digits and a planted-feature set (``InfFS`` with 1, 2, 5
   and infinitely many hops, dense and kNN-sparsified, against ANOVA F and random), via
   ``feature_ranking.run``.
@@ -35,7 +35,7 @@ import node_classification  # noqa: E402
 from _common import write_rows  # noqa: E402
 
 NODE_DATASETS = ("csbm-0.1", "csbm-0.5", "csbm-0.9")
-NODE_MODELS = ("GCN", "AffinityAttention")
+NODE_MODELS = ("GCN", "AffinityAttention", "AffinityDiffusionCR")
 NODE_HOPS = (1, 2, 4, 8, math.inf)
 FEATURE_DATASETS = ("breast_cancer", "digits", "planted")
 FEATURE_SELECTORS = ("inffs-h1", "inffs-h2", "inffs-h5", "inffs-hinf", "inffs-knn-hinf",
@@ -115,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict]]:
         node_cfg["csbm_nodes"] = args.csbm_nodes
     progress = not args.no_progress
 
-    print("## Node classification: AffinityAttention hops vs GCN "
+    print("## Node classification: learned (AffinityAttention) and fixed (AffinityDiffusionCR) "
+          "affinity hops vs GCN "
           f"({', '.join(node_cfg['datasets'])})\n", flush=True)
     node_rows = node_classification.run(
         node_cfg["datasets"], node_cfg["models"], hops=node_cfg["hops"],

@@ -15,19 +15,21 @@ def test_tiny_run_prints_both_tables_and_writes_outputs(tmp_path, capsys):
                                 "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "## Node classification" in out and "## Feature ranking" in out
-    # node table: GCN and one row per hop count, one best-hop mark per cSBM graph
+    # node table: GCN and one row per hop count of each hop model, one best-hop mark per hop
+    # model and cSBM graph
     node_table = [line for line in out.split("## Feature ranking")[0].splitlines()
                   if line.startswith("| ")]
     assert node_table[0] == "| model | csbm-0.2 | csbm-0.9 |"
     assert [line.split(" | ")[0] for line in node_table[1:]] == [
-        "| GCN", "| AffinityAttention (K=1)", "| AffinityAttention (K=2)"]
-    assert sum(line.count(node_classification.BEST_MARK) for line in node_table) == 2
+        "| GCN", "| AffinityAttention (K=1)", "| AffinityAttention (K=2)",
+        "| AffinityDiffusionCR (K=1)", "| AffinityDiffusionCR (K=2)"]
+    assert sum(line.count(node_classification.BEST_MARK) for line in node_table) == 4
     # feature tables: one per dataset with the hop selectors
     assert "### breast_cancer" in out and "### planted-small" in out and "| inffs-hinf |" in out
     saved = json.loads(js.read_text())
     assert set(saved) == {"node_classification", "feature_ranking"}
     assert saved["node_classification"] == json.loads(json.dumps(result["node_classification"]))
-    assert len(saved["node_classification"]) == 2 * 3
+    assert len(saved["node_classification"]) == 2 * 5
     assert all(0.0 <= r["test_acc"] <= 1.0 for r in saved["node_classification"])
     feats = saved["feature_ranking"]
     assert {r["selector"] for r in feats} == {"inffs-h1", "inffs-hinf", "anova"}
