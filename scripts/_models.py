@@ -205,6 +205,12 @@ class AffinityNet(nn.Module):
         return self.attn(x, edge_index)
 
 
+def check_dropout(name: str, p: float) -> None:
+    """Raise ``ValueError`` unless ``p`` is a dropout probability in ``[0, 1)``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+
+
 class DropNodeDiffusion(nn.Module):
     """GRAND's random propagation (Feng et al., NeurIPS 2020) over an affgraph diffusion.
 
@@ -232,8 +238,7 @@ class DropNodeDiffusion(nn.Module):
 
         for name, p in (("drop_node", drop_node), ("input_dropout", input_dropout),
                         ("dropout", dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+            check_dropout(name, p)
         self.lin1 = nn.Linear(in_channels, hidden, bias=False)
         self.bias1 = nn.Parameter(torch.zeros(hidden))
         self.lin2 = nn.Linear(hidden, num_classes)
@@ -275,8 +280,9 @@ class Consistency:
     temperature: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise ValueError(f"samples must be a positive int, got {self.samples!r}")
+        from affgraph._checks import check_positive_int
+
+        check_positive_int("samples", self.samples)
         if not (math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
@@ -346,10 +352,6 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 
-def check_attn_dropout(p: float) -> None:
-    """Raise ``ValueError`` unless ``p`` is a dropout probability in ``[0, 1)``."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"attn_dropout must be in [0, 1), got {p!r}")
 
 
 def build_model(name: str, in_channels: int, num_classes: int,
@@ -370,7 +372,7 @@ def build_model(name: str, in_channels: int, num_classes: int,
     elif name not in ATTENTION_MODELS:
         raise ValueError(f"attn_dropout applies to {', '.join(ATTENTION_MODELS)}, not {name}")
     else:
-        check_attn_dropout(attn_dropout)
+        check_dropout("attn_dropout", attn_dropout)
         model = spec.build(in_channels, num_classes, hops, attn_dropout=attn_dropout)
     if spec.decay_only is None:
         groups = [{"params": list(model.parameters()), "weight_decay": spec.weight_decay}]

@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
     single_thread_pool, write_rows,
 )
 from _models import (  # noqa: E402
-    ATTENTION_MODELS, ATTN_DROPOUT, HOP_MODELS, MODELS, SPECS, build_model, check_attn_dropout,
+    ATTENTION_MODELS, ATTN_DROPOUT, HOP_MODELS, MODELS, SPECS, build_model, check_dropout,
     consistency_loss,
 )
 
@@ -371,7 +371,7 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None
     if not attn_dropout:
         raise ValueError("give at least one attn_dropout")
     for p in attn_dropout:
-        check_attn_dropout(p)
+        check_dropout("attn_dropout", p)
     for r in done:
         if r["model"] in ATTENTION_MODELS and "attn_dropout" not in r:
             raise ValueError(
