@@ -183,3 +183,38 @@ def test_layers_agree_across_devices(device):
     ref = layer.double()(x.double())
     out = layer.float().to(device)(x.to(device))
     torch.testing.assert_close(out.cpu().double(), ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ppr_closed_form_gradients_on_tiny_and_huge_columns(device):
+    r"""``AffinityDiffusion(hops=inf)`` (PPR, ``sym`` normalisation with self-loops) in float32:
+    the output :math:`\alpha(I-(1-\alpha)\hat A)^{-1}x` and the input gradient
+    :math:`\alpha(I-(1-\alpha)\hat A)^{-\top}g` against float64 dense solves, with upstream
+    gradient columns scaled by 1e-20 and 1e20 (the float32 CG underflow/overflow cases that
+    ``solve_linear`` scales away) on each device."""
+    from torch_geometric.utils import to_undirected
+
+    from affgraph.nn import AffinityDiffusion
+
+    n, alpha = 60, 0.1
+    ei = to_undirected(_random_graph(n, 200, seed=11), num_nodes=n)
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(n, 3, generator=gen)
+    g = torch.randn(n, 3, generator=gen)
+    g[:, 1] *= 1e-20
+    g[:, 2] *= 1e20
+    A = torch.eye(n, dtype=torch.float64)  # self-loops
+    A[ei[1], ei[0]] = 1.0
+    dinv = A.sum(1).rsqrt()
+    M = torch.eye(n, dtype=torch.float64) - (1 - alpha) * dinv[:, None] * A * dinv[None, :]
+    ref = alpha * torch.linalg.solve(M, x.double())
+    ref_grad = alpha * torch.linalg.solve(M.T, g.double())
+
+    xd = x.to(device).requires_grad_()
+    out = AffinityDiffusion(hops=math.inf, coeffs="ppr", alpha=alpha)(xd, ei.to(device))
+    out.backward(g.to(device))
+    assert out.device.type == device
+    torch.testing.assert_close(out.detach().cpu().double(), ref, atol=1e-5, rtol=1e-5)
+    for c in range(3):
+        err = (xd.grad[:, c].cpu().double() - ref_grad[:, c]).norm() / ref_grad[:, c].norm()
+        assert err < 1e-4, (c, err)
