@@ -561,8 +561,27 @@ def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> 
 
 
 def _is_symmetric(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> bool:
-    A = _to_scipy(edge_index, edge_weight, num_nodes)
-    return bool(abs(A - A.T).sum() <= 1e-12 * max(abs(A).sum(), 1.0))
+    r""":math:`\sum |A - A^\top| \le 10^{-12} \max(\sum |A|, 1)`, on ``edge_index``'s device
+    (duplicate edges add up)."""
+    if edge_index.size(1) == 0:
+        return True
+    w = edge_weight.to(torch.float64)
+    src, dst = edge_index[0], edge_index[1]
+    keys, pos = torch.unique(torch.cat([dst * num_nodes + src, src * num_nodes + dst]),
+                             return_inverse=True)  # entry (i, j) of A and of A^T
+    diff = torch.zeros(keys.numel(), dtype=w.dtype, device=w.device)
+    diff.index_add_(0, pos, torch.cat([w, -w]))
+    return bool(diff.abs().sum() <= 1e-12 * w.abs().sum().clamp(min=1.0))
+
+
+def _rho_bound(edge_weight: Tensor, normalize: str) -> Optional[float]:
+    r"""1.0 when the normalisation guarantees :math:`\rho(A) \le 1`, else ``None``: rows of
+    ``"row"`` and ``"softmax"`` weights sum to 1 or 0, so non-negative ones have
+    :math:`\|A\|_\infty \le 1`; ``"sym"`` is :math:`D^{1/2}(D^{-1}A)D^{-1/2}` on the nodes of
+    positive degree and zero elsewhere."""
+    if normalize == "none" or not bool((edge_weight >= 0).all()):
+        return None
+    return 1.0
 
 
 def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None, *,
@@ -576,8 +595,13 @@ def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
     :func:`affgraph.affinity.normalize_edge_weight`: ``"none"``, ``"sym"``
     :math:`D^{-1/2} A D^{-1/2}`, ``"row"`` :math:`D^{-1} A`, ``"softmax"``). :math:`A^k` is never
     formed: K hops are K CSR sparse-dense products, ``hops=math.inf`` an iterative solve (see
-    :func:`propagate`; CG when the normalised graph is symmetric, BiCGSTAB otherwise, with
-    :math:`\rho(A)` from Lanczos/Arnoldi). With ``coeffs="katz"`` and ``x`` the all-ones
+    :func:`propagate`; CG when the normalised graph is symmetric, BiCGSTAB otherwise). The
+    closed forms need :math:`c\,\rho(A) < 1` (:math:`c = 1-\alpha` or :math:`r`): after the
+    ``"sym"``, ``"row"`` or ``"softmax"`` normalisation of non-negative weights
+    :math:`\rho(A) \le 1` (:math:`D^{-1}A` has row sums at most 1 and
+    :math:`D^{-1/2}AD^{-1/2}` is similar to it), which settles the check for any :math:`c < 1`
+    without an eigen-solve; otherwise, and for the default Katz :math:`r = 0.9/\rho(A)`,
+    :math:`\rho(A)` comes from Lanczos/Arnoldi. With ``coeffs="katz"`` and ``x`` the all-ones
     vector, ``hops=math.inf`` gives the Katz centrality minus one,
     :math:`((I - rA)^{-1} - I)\mathbf{1}`, the Inf-FS score of a feature graph.
 
@@ -619,11 +643,18 @@ def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
                                   add_self_loops=add_self_loops)
     w = w.to(x.dtype)
     apply_A = sparse_operator(ei, w, num_nodes)
-    needs_rho = hops == math.inf or (isinstance(coeffs, str) and coeffs in ("katz", "inffs")
-                                     and r is None)
-    symmetric = _is_symmetric(ei, w.detach(), num_nodes) if hops == math.inf or needs_rho \
-        else False
-    rho = spectral_radius(ei, w.detach(), num_nodes, symmetric=symmetric) if needs_rho else None
+    named = isinstance(coeffs, str)
+    exact_rho = named and coeffs in ("katz", "inffs") and r is None  # r = 0.9 / rho(A)
+    solve = hops == math.inf and named and coeffs in ("ppr", "katz", "inffs")
+    symmetric = _is_symmetric(ei, w.detach(), num_nodes) if solve or exact_rho else False
+    rho = None
+    if solve and not exact_rho:  # only c * rho(A) < 1 is needed: a bound may settle it
+        bound = _rho_bound(w.detach(), normalize)
+        c = 1.0 - alpha if coeffs == "ppr" else r
+        if bound is not None and isinstance(c, (int, float)) and c * bound < 1.0:
+            rho = bound
+    if rho is None and (solve or exact_rho):
+        rho = spectral_radius(ei, w.detach(), num_nodes, symmetric=symmetric)
     return propagate(apply_A, x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t, rho=rho,
                      symmetric=symmetric, tol=tol, max_iter=max_iter)
 

@@ -487,6 +487,87 @@ def test_diffuse_without_nodes_and_with_zero_weights(normalize):
         torch.testing.assert_close(out, 0.3 * x)
 
 
+def _dense_normalised(edge_index, w, n, mode, add_self_loops):
+    from affgraph.affinity import normalize_edge_weight
+
+    ei, wn = normalize_edge_weight(edge_index, w, n, mode=mode, add_self_loops=add_self_loops)
+    A = torch.zeros(n, n, dtype=torch.float64)
+    return A.index_put_((ei[1], ei[0]), wn.double(), accumulate=True)
+
+
+@pytest.mark.parametrize("mode", ["sym", "row", "softmax"])
+def test_normalised_non_negative_graphs_have_rho_at_most_one(mode):
+    """The bound diffuse uses instead of an eigen-solve, against numpy's eigenvalues: directed
+    graphs with isolated nodes, zero weights and no self-loops (rho <= 1), and with self-loops
+    (rho = 1: every row is then non-empty)."""
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        n = 12
+        ei = torch.unique(torch.randint(0, n - 2, (2, 30), generator=g), dim=1)  # 2 isolated
+        w = torch.rand(ei.size(1), generator=g, dtype=torch.float64)
+        w[::5] = 0.0
+        assert _rho(_dense_normalised(ei, w, n, mode, False)) <= 1.0 + 1e-10
+        assert _rho(_dense_normalised(ei, w, n, mode, True)) == pytest.approx(1.0, abs=1e-10)
+
+
+def test_diffuse_closed_forms_skip_the_eigen_solve_only_when_the_bound_settles_it(monkeypatch):
+    import affgraph.diffusion as D
+
+    calls = []
+    real = D.spectral_radius
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(D, "spectral_radius", counting)
+    n = 9
+    g = torch.Generator().manual_seed(3)
+    ei = torch.unique(torch.randint(0, n, (2, 30), generator=g), dim=1)
+    w = torch.rand(ei.size(1), generator=g, dtype=torch.float64) + 0.1
+    x = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    I = torch.eye(n, dtype=torch.float64)
+    for mode in ("sym", "row", "softmax"):
+        A = _dense_normalised(ei, w, n, mode, True)
+        out = diffuse(x, ei, w, hops=math.inf, coeffs="ppr", alpha=0.2, normalize=mode,
+                      add_self_loops=True, tol=1e-12)
+        torch.testing.assert_close(out, 0.2 * torch.linalg.solve(I - 0.8 * A, x),
+                                   rtol=1e-9, atol=1e-9)
+        out = diffuse(x, ei, w, hops=math.inf, coeffs="katz", r=0.5, normalize=mode,
+                      add_self_loops=True, tol=1e-12)
+        torch.testing.assert_close(out, torch.linalg.solve(I - 0.5 * A, 0.5 * A @ x),
+                                   rtol=1e-9, atol=1e-9)
+    assert calls == []
+    # the default Katz decay 0.9 / rho(A) needs rho itself
+    diffuse(x, ei, w, hops=math.inf, coeffs="katz", normalize="row", tol=1e-12)
+    assert len(calls) == 1
+    # signed weights: row normalisation gives no bound, and rho(A) > 1 / (1 - alpha) here
+    ws = w.clone()
+    ws[::2] *= -1.0
+    A = _dense_normalised(ei, ws, n, "row", False)
+    assert _rho(A) > 1 / 0.9
+    with pytest.raises(ValueError, match="diverges"):
+        diffuse(x, ei, ws, hops=math.inf, coeffs="ppr", alpha=0.1, normalize="row")
+    assert len(calls) == 2
+
+
+def test_symmetry_check_adds_duplicate_edges_and_ignores_zero_entries():
+    from affgraph.diffusion import _is_symmetric
+
+    ei = torch.tensor([[0, 0, 1, 2, 3], [1, 1, 0, 3, 2]])  # 0->1 twice, 1->0 once
+    assert _is_symmetric(ei, torch.tensor([0.5, 0.5, 1.0, 2.0, 2.0]), 4)
+    assert not _is_symmetric(ei, torch.tensor([0.5, 0.6, 1.0, 2.0, 2.0]), 4)
+    one_sided_zero = torch.tensor([[0, 1, 2], [1, 0, 3]])
+    assert _is_symmetric(one_sided_zero, torch.tensor([1.0, 1.0, 0.0]), 4)
+    assert not _is_symmetric(one_sided_zero, torch.tensor([1.0, 1.0, 1e-3]), 4)
+    assert _is_symmetric(torch.empty(2, 0, dtype=torch.long), torch.empty(0), 4)
+    for seed in range(10):  # against the dense test
+        A = _rand_A(15, symmetric=seed % 2 == 0, seed=seed, density=0.3)
+        dst, src = A.nonzero(as_tuple=True)
+        assert _is_symmetric(torch.stack([src, dst]), A[dst, src], 15) == bool(
+            torch.equal(A, A.T))
+
+
 def test_spectral_radius_of_operators_that_annihilate_the_ones_vector():
     # ARPACK starts from A 1; A 1 = 0 must not be an error (zero matrix, or rows summing to 0)
     from affgraph.diffusion import spectral_radius_op
