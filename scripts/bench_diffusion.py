@@ -12,10 +12,14 @@ Four cases (issue 3), each timed against its competitor in the same process and 
 - ``appnp``: K = 10 diffusion (``AffinityDiffusion``) vs PyG ``APPNP`` on a PubMed-sized graph
   (19,717 nodes, 88,648 directed edges, 500 channels; random, or PubMed itself with
   ``--data-root``). Target <= 1.1x APPNP's time.
+- ``ppr_inf``: the closed form, ``AffinityDiffusion(hops=math.inf)`` (CG solves forward and
+  backward), vs PyG ``APPNP`` with the K at which its truncated series reaches the same
+  tolerance, (1 - alpha)^K <= 1e-6 (K = 132 at alpha = 0.1); forward and backward
+  on 64 channels (a hidden layer's width) of the same graph. Reported, no target.
 
     python scripts/bench_diffusion.py --quick                # small sizes, seconds
     python scripts/bench_diffusion.py --json bench.json      # the issue's sizes (~10 min on 2 cores)
-    python scripts/bench_diffusion.py --cases appnp --data-root /path/to/data
+    python scripts/bench_diffusion.py --cases appnp ppr_inf --data-root /path/to/data
 """
 from __future__ import annotations
 
@@ -42,12 +46,13 @@ from _common import (  # noqa: E402
 
 from affgraph.inffs import inffs_scores  # noqa: E402
 
-CASES = ("closed", "pyifs", "large", "appnp")
+CASES = ("closed", "pyifs", "large", "appnp", "ppr_inf")
 FULL = {"closed": (6000, 100), "pyifs": (2000, 100), "large": (100_000, 200),
-        "appnp": (19_717, 88_648, 500)}
-QUICK = {"closed": (200, 30), "pyifs": (80, 20), "large": (1500, 30), "appnp": (1000, 4000, 16)}
+        "appnp": (19_717, 88_648, 500), "ppr_inf": (19_717, 88_648, 64)}
+QUICK = {"closed": (200, 30), "pyifs": (80, 20), "large": (1500, 30), "appnp": (1000, 4000, 16),
+         "ppr_inf": (1000, 4000, 8)}
 TARGETS = {"closed": ">= 20x faster", "pyifs": ">= 200x faster", "large": "finishes on 24 GB",
-           "appnp": "<= 1.1x APPNP time"}
+           "appnp": "<= 1.1x APPNP time", "ppr_inf": "reported"}
 
 
 def _features(m: int, n: int, seed: int) -> np.ndarray:
@@ -182,6 +187,45 @@ def case_appnp(num_nodes: int, num_edges: int, channels: int, seed: int, repeat:
                 same_ranking=diff < 1e-4, max_rel_err=diff)
 
 
+def case_ppr_inf(num_nodes: int, num_edges: int, channels: int, seed: int, repeat: int,
+                 data_root: str | None, device: str = "cpu", alpha: float = 0.1,
+                 tol: float = 1e-6) -> dict:
+    from torch_geometric.nn import APPNP
+
+    from affgraph.nn import AffinityDiffusion
+
+    if data_root:
+        from affgraph.datasets import load_planetoid
+
+        data = load_planetoid("PubMed", root=data_root)
+        ei, n, name = data.edge_index, data.num_nodes, "PubMed"
+    else:
+        _, ei = _pubmed_sized(num_nodes, num_edges, 1, seed)
+        n, name = num_nodes, "random"
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, channels, generator=g).to(device).requires_grad_(True)
+    grad = torch.randn(n, channels, generator=g).to(device)
+    ei = ei.to(device)
+    hops = math.ceil(math.log(tol) / math.log(1.0 - alpha))  # (1 - alpha)^K <= tol
+    ours_layer = AffinityDiffusion(hops=math.inf, alpha=alpha, tol=tol)
+    ref_layer = APPNP(K=hops, alpha=alpha)
+
+    def step(layer: torch.nn.Module) -> torch.Tensor:
+        x.grad = None
+        out = layer(x, ei)
+        out.backward(grad)
+        return out.detach()
+
+    out_ours, out_ref = step(ours_layer), step(ref_layer)
+    scale = float(out_ref.abs().max())
+    diff = float((out_ours - out_ref).abs().max()) / scale
+    t_ref = time_call(lambda: step(ref_layer), repeat=repeat, warmup=1, device=device)
+    t_ours = time_call(lambda: step(ours_layer), repeat=repeat, warmup=1, device=device)
+    return dict(case="ppr_inf", size=f"{name} N={n} E={ei.size(1)} C={channels} on {device}",
+                reference=f"PyG APPNP(K={hops}), fwd+bwd", t_ref=t_ref, t_ours=t_ours,
+                ratio=t_ours / t_ref, same_ranking=diff < 1e-4, max_rel_err=diff)
+
+
 # ---- main ----------------------------------------------------------------------------------------
 
 def _fmt(vals: Sequence[float], digits: int = 3) -> str:
@@ -195,9 +239,10 @@ def summarise(rows: list[dict]) -> str:
         rs = [r for r in rows if r["case"] == case]
         if not rs:
             continue
-        ratio = _fmt([r["ratio"] for r in rs], 1 if case != "appnp" else 3)
+        vs_appnp = case in ("appnp", "ppr_inf")
+        ratio = _fmt([r["ratio"] for r in rs], 3 if vs_appnp else 1)
         ratio = ("—" if ratio == "—" else
-                 f"{ratio} x" + (" (ours/APPNP)" if case == "appnp" else " (speed-up)"))
+                 f"{ratio} x" + (" (ours/APPNP)" if vs_appnp else " (speed-up)"))
         extra = (f"peak RSS {_fmt([r['peak_gb'] for r in rs], 2)} GB "
                  f"(before: {_fmt([r['base_gb'] for r in rs], 2)} GB)" if case == "large" else
                  f"max diff {max(r['max_rel_err'] for r in rs):.1e}")
@@ -218,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                    help="features and samples of the 'large' case (default 100000 200)")
     p.add_argument("--data-root", default=None, help="use PubMed from this data root")
     p.add_argument("--device", default="cpu",
-                   help="torch device of the appnp case (the Inf-FS cases run on the CPU)")
+                   help="torch device of the appnp and ppr_inf cases (the Inf-FS cases run "
+                   "on the CPU)")
     p.add_argument("--json", default=None)
     p.add_argument("--csv", default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -236,8 +282,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             row = case_pyifs(*sizes["pyifs"], seed, args.repeat)
         elif case == "large":
             row = case_large(*sizes["large"], seed, args.quick)
-        else:
+        elif case == "appnp":
             row = case_appnp(*sizes["appnp"], seed, args.repeat, args.data_root, args.device)
+        else:
+            row = case_ppr_inf(*sizes["ppr_inf"], seed, args.repeat, args.data_root, args.device)
         row["seed"] = seed
         rows.append(row)
     print(f"\nbench_diffusion ({'quick' if args.quick else 'full'}; torch threads "

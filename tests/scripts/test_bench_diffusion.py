@@ -18,8 +18,10 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     by = {r["case"]: r for r in rows}
     assert by["closed"]["max_rel_err"] < 1e-8 and by["pyifs"]["max_rel_err"] < 1e-8
     assert by["appnp"]["max_rel_err"] < 1e-4
+    assert by["ppr_inf"]["max_rel_err"] < 1e-4  # closed form vs APPNP's 132-term series
     assert by["large"]["t_ours"] > 0 and by["large"]["peak_gb"] > 0
     assert "| closed | 200 x 30 |" in out and "PyIFS 0.0.3" in out and "ours/APPNP" in out
+    assert "PyG APPNP(K=132), fwd+bwd" in out
     saved = json.loads((tmp_path / "b.json").read_text())
     assert [r["case"] for r in saved] == list(bd.CASES)
     assert (tmp_path / "b.csv").read_text().startswith("case,size,reference")
