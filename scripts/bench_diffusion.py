@@ -1,6 +1,6 @@
 """Benchmark: Inf-FS and K-hop diffusion against their reference implementations, in one run.
 
-Four cases (issue 3), each timed against its competitor in the same process and seed:
+Five cases, each timed against its competitor in the same process and seed:
 
 - ``closed``: Inf-FS (``variant="paper"``) on n features x m samples vs the closed form as the
   reference code computes it (numpy float64: affinity, full ``eigvalsh`` for rho, ``inv``);
@@ -160,21 +160,26 @@ def _pubmed_sized(num_nodes: int, num_edges: int, channels: int, seed: int):
     return x, ei
 
 
+def _graph(num_nodes: int, num_edges: int, channels: int, seed: int,
+           data_root: str | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(x, edge_index, name)``: PubMed from ``data_root``, else a random graph of the sizes."""
+    if data_root:
+        from affgraph.datasets import load_planetoid
+
+        data = load_planetoid("PubMed", root=data_root)
+        return data.x, data.edge_index, "PubMed"
+    set_seed(seed)
+    x, ei = _pubmed_sized(num_nodes, num_edges, channels, seed)
+    return x, ei, "random"
+
+
 def case_appnp(num_nodes: int, num_edges: int, channels: int, seed: int, repeat: int,
                data_root: str | None, device: str = "cpu") -> dict:
     from torch_geometric.nn import APPNP
 
     from affgraph.nn import AffinityDiffusion
 
-    if data_root:
-        from affgraph.datasets import load_planetoid
-
-        data = load_planetoid("PubMed", root=data_root)
-        x, ei, name = data.x, data.edge_index, "PubMed"
-    else:
-        set_seed(seed)
-        x, ei = _pubmed_sized(num_nodes, num_edges, channels, seed)
-        name = "random"
+    x, ei, name = _graph(num_nodes, num_edges, channels, seed, data_root)
     x, ei = x.to(device), ei.to(device)
     ours_layer, ref_layer = AffinityDiffusion(hops=10, alpha=0.1), APPNP(K=10, alpha=0.1)
     with torch.no_grad():
@@ -194,14 +199,8 @@ def case_ppr_inf(num_nodes: int, num_edges: int, channels: int, seed: int, repea
 
     from affgraph.nn import AffinityDiffusion
 
-    if data_root:
-        from affgraph.datasets import load_planetoid
-
-        data = load_planetoid("PubMed", root=data_root)
-        ei, n, name = data.edge_index, data.num_nodes, "PubMed"
-    else:
-        _, ei = _pubmed_sized(num_nodes, num_edges, 1, seed)
-        n, name = num_nodes, "random"
+    x0, ei, name = _graph(num_nodes, num_edges, 1, seed, data_root)
+    n = x0.size(0)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, channels, generator=g).to(device).requires_grad_(True)
     grad = torch.randn(n, channels, generator=g).to(device)
