@@ -352,8 +352,6 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 
-
-
 def build_model(name: str, in_channels: int, num_classes: int,
                 hops: int | float | None = None, *, attn_dropout: float | None = None
                 ) -> tuple[nn.Module, torch.optim.Optimizer]:

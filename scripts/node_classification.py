@@ -592,9 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hop counts of the hop models (AffinityAttention, AffinityAttentionRW, "
                         "AffinityDiffusionCR), integers or inf (default: 1 2 4 8 16 inf)")
     p.add_argument("--attn-dropout", type=float, nargs="+", default=[ATTN_DROPOUT],
-                   help=f"attention dropout of AffinityAttention(RW), one value or several to compare "
-                        f"(default: {ATTN_DROPOUT}, chosen on validation; the README's cSBM and "
-                        "WebKB tables used 0.6)")
+                   help=f"attention dropout of AffinityAttention(RW), one value or several to "
+                        f"compare (default: {ATTN_DROPOUT}, chosen on validation; the README's "
+                        "cSBM and WebKB tables used 0.6)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
