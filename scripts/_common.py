@@ -10,6 +10,7 @@ import contextlib
 import csv
 import gc
 import json
+import math
 import random
 import statistics
 import time
@@ -85,11 +86,52 @@ def proc_status_bytes(field: str) -> int:
 
 
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
-    """``"m ± s"`` of ``values`` times ``scale`` (sample std; 0 for one value)."""
+    """``"m ± s"`` of ``values`` times ``scale`` (mean and sample standard deviation).
+
+    One value has no spread to report, so it prints as the bare mean ``"m"`` (never
+    ``"m ± 0.0"``); so does a spread that is not finite (never ``"± nan"``).
+    """
     vals = [v * scale for v in values]
+    if not vals:
+        raise ValueError("mean_std: values is empty")
     m = statistics.fmean(vals)
-    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    finite = len(vals) > 1 and all(math.isfinite(v) for v in vals)
+    s = statistics.stdev(vals) if finite else math.nan
+    if not math.isfinite(s):
+        return f"{m:.{digits}f}"
     return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def ratio(ours: float, theirs: float) -> float:
+    """``ours / theirs`` (a time or a memory figure; below 1 means ours is smaller), the one
+    ratio direction of every benchmark table; ``nan`` when either side is missing (``nan``)
+    or ``theirs`` is not positive."""
+    if math.isnan(ours) or math.isnan(theirs) or theirs <= 0:
+        return math.nan
+    return ours / theirs
+
+
+def met(ratios: Sequence[float], limits: Sequence[float]) -> bool | None:
+    """The "met" rule of every benchmark table: each ``ours / theirs`` ratio is at most its
+    limit (the case's target; ``1.0``, ours no slower or larger than theirs, where the case
+    has none). ``None`` (nothing to judge) when any ratio is ``nan``."""
+    if len(ratios) != len(limits):
+        raise ValueError(f"met: {len(ratios)} ratios but {len(limits)} limits")
+    if any(math.isnan(r) for r in ratios):
+        return None
+    return all(r <= lim for r, lim in zip(ratios, limits))
+
+
+def format_ratio(value: float | None, digits: int = 2) -> str:
+    """An ``ours / theirs`` ratio as a table cell: ``"0.47x"``; ``"—"`` when missing."""
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:.{digits}f}x"
+
+
+def format_met(value: bool | None) -> str:
+    """A "met" cell: ``"yes"``, ``"no"``, or ``"—"`` when there is nothing to judge."""
+    return {True: "yes", False: "no", None: "—"}[value]
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -1,4 +1,5 @@
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -14,7 +15,42 @@ from _common import (  # noqa: E402
 def test_mean_std_hand_computed():
     # mean 0.81, sample std sqrt(((0.01)^2 * 2) / 1) = 0.014142 -> x100 = 81.0 ± 1.4
     assert mean_std([0.80, 0.82], scale=100) == "81.0 ± 1.4"
-    assert mean_std([0.5], scale=100, digits=2) == "50.00 ± 0.00"
+    # two equal values have a measured spread of 0, which is printed
+    assert mean_std([0.5, 0.5], scale=100) == "50.0 ± 0.0"
+
+
+def test_mean_std_single_value_is_the_bare_mean():
+    # one seed or repeat: no "± 0.0" and no "± nan", just the mean
+    assert mean_std([0.5], scale=100, digits=2) == "50.00"
+    assert mean_std([0.0123], scale=1e3) == "12.3"
+    assert "±" not in mean_std([float("inf")])
+    assert mean_std([1.0, float("inf")]) == "inf"  # a spread that is not finite
+    with pytest.raises(ValueError, match="values"):
+        mean_std([])
+
+
+def test_ratio_is_ours_over_theirs():
+    from _common import ratio
+
+    # ours 2.2 ms vs theirs 4.6 ms: 2.2 / 4.6 = 0.47826...
+    assert ratio(2.2e-3, 4.6e-3) == pytest.approx(0.478260869)
+    assert ratio(3.0, 1.5) == 2.0  # ours twice as slow
+    assert math.isnan(ratio(float("nan"), 1.0)) and math.isnan(ratio(1.0, 0.0))
+
+
+def test_met_rule_and_cells():
+    from _common import format_met, format_ratio, met
+
+    assert met([1.0], [1.0]) is True  # ours == theirs meets "ours <= theirs"
+    assert met([1.01], [1.0]) is False
+    assert met([0.39, 0.06], [0.4, 0.5]) is True  # time and memory targets both hold
+    assert met([0.39, 0.6], [0.4, 0.5]) is False  # the memory target fails
+    assert met([float("nan")], [1.0]) is None
+    with pytest.raises(ValueError, match="limits"):
+        met([1.0, 2.0], [1.0])
+    assert format_ratio(0.478260869) == "0.48x" and format_ratio(float("nan")) == "—"
+    assert format_ratio(None) == "—" and format_ratio(12.345, 1) == "12.3x"
+    assert [format_met(v) for v in (True, False, None)] == ["yes", "no", "—"]
 
 
 def test_markdown_table_layout():
