@@ -5,7 +5,8 @@ PyG's ``Planetoid``/``WebKB`` read ``raw_dir`` and write ``processed_dir`` under
 the writable cache (:func:`affgraph.datasets._root.cache_dir`), in a folder named by the raw
 files' checksums, so a processed file never outlives the raw files it came from. It is built in
 a private temporary folder and renamed into place, so concurrent loads never see half a file.
-``download()`` raises: files are fetched only by ``scripts/datasets.py fetch``.
+``download()`` raises: raw files are fetched only by an explicit
+:func:`affgraph.datasets.fetch` call.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _verified_class(cls: type) -> type:
 
         def download(self) -> None:
             raise DataFileError(f"raw files missing under {self._raw} (affgraph never downloads "
-                                "implicitly; use scripts/datasets.py fetch)")
+                                "implicitly; call affgraph.datasets.fetch(name, root=...))")
 
     Verified.__name__ = f"Verified{cls.__name__}"
     return Verified

@@ -1,63 +1,114 @@
-"""Where data lives and whether it is intact: root resolution, the manifest, sha256 checks.
+"""Where data lives and whether it is intact: root and cache folders, the manifest, sha256 checks.
 
-Every raw file a loader reads is first checked against the sha256 listed in
-``datasets/manifest.json``; only then is it parsed or unpickled. A missing file or an altered
-one raises :class:`DataFileError` (a :class:`ValueError`) that names the expected path and the
-``scripts/datasets.py fetch`` command. Nothing is ever downloaded implicitly.
+Every raw file a loader reads is first checked against the sha256 listed in the manifest
+(``affgraph/datasets/manifest.json``, shipped inside the package); only then is it parsed or
+unpickled. A missing file or an altered one raises :class:`DataFileError` (a
+:class:`ValueError`) that names the expected path and the :func:`affgraph.datasets.fetch` call
+that fills it. Nothing is ever downloaded implicitly.
+
+Three folders are involved, each resolved in a fixed order:
+
+- the **data root** (raw files, read only): the ``root`` argument, else ``$AFFGRAPH_DATA``, else
+  :func:`default_root` (``affgraph`` in the user's data folder, where :func:`fetch` writes
+  when it is given no root);
+- the **cache** (processed files, written): ``$AFFGRAPH_CACHE``, else :func:`user_cache_dir`
+  (``affgraph`` in the user's cache folder). It is never inside the installed package, the
+  checkout or a data root, so a read-only root and a read-only install both work.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-_REPO = Path(__file__).resolve().parents[2]
-MANIFEST_PATH = _REPO / "datasets" / "manifest.json"
-DEFAULT_CACHE = _REPO / "datasets" / "cache"
+APP = "affgraph"
+MANIFEST = "manifest.json"
 
 
 class DataFileError(ValueError):
     """A data file is missing, altered, or unreadable."""
 
 
+def _platform_dir(kind: str) -> Path:
+    """The user's base folder of ``kind`` ("cache" or "data") on this platform."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base) if base else home / "AppData" / "Local"
+    if sys.platform == "darwin":
+        return home / "Library" / ("Caches" if kind == "cache" else "Application Support")
+    var, fallback = (("XDG_CACHE_HOME", home / ".cache") if kind == "cache"
+                     else ("XDG_DATA_HOME", home / ".local" / "share"))
+    value = os.environ.get(var)
+    return Path(value) if value and Path(value).is_absolute() else fallback
+
+
+def user_cache_dir() -> Path:
+    """The platform's per-user cache folder for affgraph.
+
+    Linux and other POSIX systems: ``$XDG_CACHE_HOME/affgraph``, else ``~/.cache/affgraph``;
+    macOS: ``~/Library/Caches/affgraph``; Windows: ``%LOCALAPPDATA%\\affgraph\\Cache``.
+    """
+    base = _platform_dir("cache") / APP
+    return base / "Cache" if sys.platform == "win32" else base
+
+
+def default_root() -> Path:
+    """The data root used when neither ``root`` nor ``$AFFGRAPH_DATA`` is given.
+
+    Linux and other POSIX systems: ``$XDG_DATA_HOME/affgraph``, else
+    ``~/.local/share/affgraph``; macOS: ``~/Library/Application Support/affgraph``; Windows:
+    ``%LOCALAPPDATA%\\affgraph\\Data``. :func:`affgraph.datasets.fetch` fills it when called
+    without a root.
+    """
+    base = _platform_dir("data") / APP
+    return base / "Data" if sys.platform == "win32" else base
+
+
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$AFFGRAPH_DATA``, else ``datasets/cache/``.
+    """The data root: ``root`` if given, else ``$AFFGRAPH_DATA``, else :func:`default_root`.
 
     Args:
         root (str or PathLike, optional): an explicit root folder. (default: :obj:`None`)
 
-    The folder holds ``planetoid/``, ``webkb/`` and ``featsel/`` as laid out in the manifest.
-    It may be read-only: nothing is written into it.
+    The folder holds ``planetoid/``, ``webkb/``, ``featsel/`` and ``heterophilous/`` as laid out
+    in the manifest. It may be read-only: loaders never write into it.
     """
     if root is None:
         env = os.environ.get("AFFGRAPH_DATA")
-        return Path(env) if env else DEFAULT_CACHE
+        return Path(env) if env else default_root()
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a path (str or os.PathLike), got {type(root).__name__}")
     return Path(root)
 
 
 def cache_dir() -> Path:
-    """The writable cache for processed files: ``$AFFGRAPH_CACHE`` else ``datasets/cache/``."""
+    """The writable cache for processed files: ``$AFFGRAPH_CACHE``, else :func:`user_cache_dir`."""
     env = os.environ.get("AFFGRAPH_CACHE")
-    return Path(env) if env else DEFAULT_CACHE
+    return Path(env) if env else user_cache_dir()
 
 
 @lru_cache(maxsize=1)
 def manifest() -> dict[str, Any]:
-    """The parsed ``datasets/manifest.json`` (``{"version": 1, "datasets": {name: entry}}``)."""
+    """The parsed manifest (``{"version": 1, "datasets": {name: entry}}``), read from the
+    installed package with :mod:`importlib.resources` (works from a wheel or a zip)."""
+    res = resources.files(__package__).joinpath(MANIFEST)
     try:
-        return json.loads(MANIFEST_PATH.read_text())
+        return json.loads(res.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise DataFileError(f"cannot read the dataset manifest {MANIFEST_PATH}: {err}") from err
+        raise DataFileError(f"cannot read the dataset manifest {res}: {err}. The affgraph "
+                            "installation is incomplete; reinstall the package") from err
 
 
 def list_datasets(kind: str | None = None) -> list[str]:
-    """Names of every dataset in the manifest (optionally only one ``kind``:
-    ``"planetoid"``, ``"webkb"``, ``"featsel"`` or ``"embedded"``)."""
+    """Names of every dataset affgraph knows, optionally of one ``kind``: ``"planetoid"``,
+    ``"webkb"``, ``"heterophilous"``, ``"featsel"`` (raw files in a data root),
+    ``"embedded"`` (bundled with scikit-learn) or ``"synthetic"`` (generated)."""
     entries = manifest()["datasets"]
     kinds = {e["kind"] for e in entries.values()}
     if kind is not None and kind not in kinds:
@@ -90,25 +141,29 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def fetch_hint(dataset: str, root: Path) -> str:
+    """The library call that downloads ``dataset`` into ``root``."""
+    return f'affgraph.datasets.fetch("{dataset}", root="{root}")'
+
+
 def check_file(root: Path, rel: str, entry: dict[str, Any], dataset: str) -> Path:
     """Verify one raw file against its manifest entry; return its path.
 
     Raises :class:`DataFileError` if it is missing or its sha256 is not an accepted one.
     """
     path = root / rel
-    fetch = f"python scripts/datasets.py fetch {dataset} --root {root}"
+    fetch = fetch_hint(dataset, root)
     if not path.is_file():
         raise DataFileError(
-            f"missing data file for {dataset}: expected {path}. Put the file there (data root "
-            f"from the root argument, then $AFFGRAPH_DATA, then datasets/cache/), or run `{fetch}`"
-        )
+            f"missing data file for {dataset}: expected {path}. Put the file there, point "
+            f"the loader at a data root that has it (root=... or set AFFGRAPH_DATA), or "
+            f"download it with `{fetch}`")
     digest = sha256sum(path)
     if digest not in entry["sha256"]:
         raise DataFileError(
             f"checksum mismatch for {path}: sha256 {digest} is not the manifest's "
             f"{' or '.join(entry['sha256'])}. The file is altered or corrupted; replace it "
-            f"(e.g. `{fetch}`)"
-        )
+            f"(e.g. `{fetch}`)")
     return path
 
 

@@ -18,15 +18,19 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, base_url: str | N
           timeout: float = 10.0, include_optional: bool = False) -> list[Path]:
     """Download the raw files of dataset ``name`` into the data root and verify them.
 
-    Each file comes from the URL in ``datasets/manifest.json`` (the official sources that PyG
-    and scikit-feature use, pinned to a commit), or from ``base_url`` + its root-relative path
-    (a mirror with the same layout). It is written to ``<path>.part``, checked against the
-    manifest's sha256 and only then renamed into place; files already present and intact are
-    kept. Offline, the first connection fails after at most ``timeout`` seconds.
+    Each file comes from the URL in the manifest (the official sources that PyG,
+    scikit-feature and Platonov et al. use, pinned to a commit), or from ``base_url`` + its
+    root-relative path (a mirror with the same layout). It is written to ``<path>.part``,
+    checked against the manifest's sha256 and only then renamed into place; files already
+    present and intact are kept. Offline, the first connection fails after at most
+    ``timeout`` seconds.
 
     Args:
-        name (str): a dataset name (see :func:`list_datasets`); embedded sets need nothing.
-        root (str or PathLike, optional): the data root to fill (see :func:`resolve_root`).
+        name (str): a dataset name (see :func:`list_datasets`); embedded and synthetic sets
+            need nothing (an empty list is returned).
+        root (str or PathLike, optional): the data root to fill: else ``$AFFGRAPH_DATA``, else
+            the per-user default (:func:`affgraph.datasets._root.default_root`, e.g.
+            ``~/.local/share/affgraph`` on Linux).
         base_url (str, optional): a mirror to use instead of the official URLs.
         timeout (float, optional): seconds per connection. (default: :obj:`10.0`)
         include_optional (bool, optional): also fetch optional extras. (default: :obj:`False`)
@@ -58,7 +62,7 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, base_url: str | N
             reason = getattr(err, "reason", err)
             raise DataFileError(
                 f"cannot download {url} for {canonical} ({reason}). Are you offline? Copy the "
-                f"file to {dest} by hand, or pass a mirror with --base-url") from err
+                f"file to {dest} by hand, or pass a mirror as base_url=...") from err
         digest = _sha256(data)
         if digest not in info["sha256"]:
             raise DataFileError(f"downloaded {url} has sha256 {digest}, not the manifest's "

@@ -27,8 +27,8 @@ def load_featsel(name: str, root: str | os.PathLike | None = None) -> tuple[np.n
     Args:
         name (str): one of the 22 sets, e.g. ``"colon"``, ``"ALLAML"``, ``"Prostate-GE"``
             (case-insensitive, ``-`` = ``_``; see :func:`list_datasets("featsel")`).
-        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else
-            ``datasets/cache/``. (default: :obj:`None`)
+        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else the
+            per-user default (see :func:`affgraph.datasets.resolve_root`). (default: :obj:`None`)
 
     Shapes:
         - **X**: :math:`(n, d)` float64, **y**: :math:`(n)` int64 in ``0..K-1``.

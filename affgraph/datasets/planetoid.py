@@ -20,12 +20,13 @@ def load_planetoid(name: str, root: str | os.PathLike | None = None,
     Nodes are documents with bag-of-words features, edges are citations (both directions).
     The raw pickles under ``{root}/planetoid/{Name}/raw/`` (``.../geom-gcn/raw/`` for
     ``split="geom-gcn"``) are checked against the manifest's sha256 before they are read; the
-    root may be read-only (the processed graph is cached under ``datasets/cache/``).
+    root may be read-only (the processed graph is cached in the per-user cache folder,
+    ``$AFFGRAPH_CACHE`` or e.g. ``~/.cache/affgraph``).
 
     Args:
         name (str): ``"Cora"``, ``"CiteSeer"`` or ``"PubMed"`` (case-insensitive).
-        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else
-            ``datasets/cache/``. (default: :obj:`None`)
+        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else the
+            per-user default (see :func:`affgraph.datasets.resolve_root`). (default: :obj:`None`)
         split (str, optional): ``"public"`` (20 labels per class, 500 validation, 1000 test
             nodes), ``"full"`` (every other node trains) or ``"geom-gcn"`` (the 10 fixed
             60/20/20 splits of Pei et al., ICLR 2020). (default: :obj:`"public"`)

@@ -20,8 +20,8 @@ def load_webkb(name: str, root: str | os.PathLike | None = None) -> Data:
 
     Args:
         name (str): ``"Cornell"``, ``"Texas"`` or ``"Wisconsin"`` (case-insensitive).
-        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else
-            ``datasets/cache/``. (default: :obj:`None`)
+        root (str or PathLike, optional): the data root; else ``$AFFGRAPH_DATA``, else the
+            per-user default (see :func:`affgraph.datasets.resolve_root`). (default: :obj:`None`)
 
     Shapes:
         - **x**: :math:`(N, 1703)`, **edge_index**: :math:`(2, E)`, **y**: :math:`(N)`

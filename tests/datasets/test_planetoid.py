@@ -75,7 +75,7 @@ def test_tampered_file_rejected_before_unpickling(data_root, tmp_path, monkeypat
 def test_missing_file_names_path_and_fetch(data_root, tmp_path):
     _copy_cora(data_root, tmp_path)
     (tmp_path / "planetoid" / "Cora" / "raw" / "ind.cora.tx").unlink()
-    with pytest.raises(DataFileError, match=r"Cora/raw/ind\.cora\.tx.*datasets\.py fetch Cora"):
+    with pytest.raises(DataFileError, match=r"Cora/raw/ind\.cora\.tx.*datasets\.fetch\(\"Cora\""):
         load_planetoid("Cora", tmp_path)
 
 

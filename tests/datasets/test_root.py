@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 
 from affgraph.datasets import DataFileError, list_datasets, resolve_root
-from affgraph.datasets._root import DEFAULT_CACHE, lookup, manifest, sha256sum, verify
+from affgraph.datasets._root import default_root, lookup, manifest, sha256sum, verify
 
 
 def test_resolve_root_order(monkeypatch, tmp_path):
     monkeypatch.delenv("AFFGRAPH_DATA", raising=False)
-    assert resolve_root() == DEFAULT_CACHE
-    assert DEFAULT_CACHE.parts[-2:] == ("datasets", "cache")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert resolve_root() == default_root()
     monkeypatch.setenv("AFFGRAPH_DATA", str(tmp_path / "env"))
     assert resolve_root() == tmp_path / "env"
     assert resolve_root(tmp_path / "arg") == tmp_path / "arg"  # the argument wins
@@ -33,6 +33,8 @@ def test_manifest_lists_every_shared_file(data_root):
     assert list_datasets("webkb") == ["Cornell", "Texas", "Wisconsin"]
     assert list_datasets("planetoid") == ["Cora", "CiteSeer", "PubMed"]
     assert set(list_datasets("embedded")) == {"breast_cancer", "digits", "wine"}
+    assert list_datasets("heterophilous") == ["Minesweeper", "Tolokers", "chameleon_filtered"]
+    assert list_datasets("synthetic") == ["cSBM", "planted_features", "Match3"]
 
 
 def test_sha256sum_matches_hashlib(tmp_path):
@@ -65,7 +67,8 @@ def test_unknown_names_list_the_known_ones():
 
 def test_missing_and_altered_files(data_root, tmp_path):
     rel = "featsel/colon.mat"
-    with pytest.raises(DataFileError, match=r"expected .*colon\.mat.*scripts/datasets\.py fetch colon"):
+    with pytest.raises(DataFileError, match=r"expected .*colon\.mat.*AFFGRAPH_DATA.*"
+                                            r"affgraph\.datasets\.fetch\(\"colon\", root="):
         verify("colon", tmp_path)
     (tmp_path / "featsel").mkdir()
     data = bytearray((Path(data_root) / rel).read_bytes())
