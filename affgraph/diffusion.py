@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,8 +23,9 @@ from torch import Tensor
 
 from affgraph._checks import check_edge_index, check_tensor
 
-__all__ = ["coefficients", "propagate", "diffuse", "sparse_operator", "spectral_radius", "spectral_radius_dense",
-           "spectral_radius_op", "solve_linear", "katz_lanczos", "COEFF_KINDS"]
+__all__ = ["coefficients", "family_params", "propagate", "diffuse", "DiffusionGraph",
+           "sparse_operator", "spectral_radius", "spectral_radius_dense", "spectral_radius_op",
+           "solve_linear", "katz_lanczos", "COEFF_KINDS"]
 
 #: The named coefficient families of :func:`coefficients`.
 COEFF_KINDS = ("katz", "inffs", "ppr", "heat", "uniform", "power")
@@ -49,17 +50,61 @@ def _check_kind(kind: str) -> str:
 
 
 def _check_alpha(alpha: float) -> None:
-    if not (isinstance(alpha, (int, float)) and 0.0 < alpha <= 1.0):
+    if isinstance(alpha, bool) or not (isinstance(alpha, (int, float)) and 0.0 < alpha <= 1.0):
         raise ValueError(f"alpha must lie in (0, 1], got {alpha!r}")
 
 
 def _check_positive(name: str, v: float) -> None:
-    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+    if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite positive number, got {v!r}")
 
 
+#: which family each of the parameters ``alpha``, ``r``, ``t`` belongs to
+_PARAM_FAMILIES = {"alpha": ("ppr",), "r": ("katz", "inffs"), "t": ("heat",)}
+
+
+def family_params(coeffs: Union[str, Tensor], *, alpha: Optional[float] = None,
+                  r: Optional[float] = None, t: Optional[float] = None
+                  ) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    r"""Check a coefficient family and its parameters; ``(alpha, r, t)`` with defaults filled.
+
+    Each parameter belongs to one family: ``alpha`` to ``"ppr"`` (default ``0.1``), ``r`` to
+    ``"katz"``/``"inffs"`` (no default here: the callers that know :math:`A` use
+    :math:`0.9/\rho(A)`), ``t`` to ``"heat"`` (default ``1.0``). ``None`` means the family
+    default; a value given for another family (or for a coefficient tensor) is a
+    ``ValueError`` naming it, so that no argument is silently ignored.
+
+    Args:
+        coeffs (str or Tensor): a family name of :data:`COEFF_KINDS` or a coefficient tensor.
+        alpha (float, optional): PPR teleport probability, in :math:`(0, 1]`.
+        r (float, optional): Katz decay (absolute), :math:`r > 0`.
+        t (float, optional): heat-kernel time, :math:`t > 0`.
+    """
+    if isinstance(coeffs, Tensor):
+        kind = "a coefficient tensor"
+    elif isinstance(coeffs, str):
+        kind = _check_kind(coeffs)
+    else:
+        raise TypeError(f"coeffs must be a str or a Tensor, got {type(coeffs).__name__}")
+    for name, value in (("alpha", alpha), ("r", r), ("t", t)):
+        if value is not None and kind not in _PARAM_FAMILIES[name]:
+            fams = " or ".join(repr(f) for f in _PARAM_FAMILIES[name])
+            what = kind if kind.startswith("a ") else f"coeffs={kind!r}"
+            raise ValueError(f"{name}={value!r} applies to coeffs={fams} only, not to {what}; "
+                             f"leave {name}=None")
+    if kind == "ppr":
+        alpha = 0.1 if alpha is None else alpha
+        _check_alpha(alpha)
+    if kind == "heat":
+        t = 1.0 if t is None else t
+        _check_positive("t", t)
+    if r is not None:
+        _check_positive("r", r)
+    return alpha, r, t
+
+
 def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = None,
-                 alpha: float = 0.1, t: float = 1.0) -> Tensor:
+                 alpha: Optional[float] = None, t: Optional[float] = None) -> Tensor:
     r"""The hop coefficients :math:`\theta_0, \dots, \theta_K` of a diffusion family.
 
     .. math::
@@ -74,7 +119,8 @@ def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = No
     ``ppr`` puts the tail mass :math:`\sum_{k \ge K} \alpha(1-\alpha)^k = (1-\alpha)^K` on the
     last power, so that the coefficients sum to 1 and K hops equal PyG's ``APPNP(K, alpha)``
     iteration exactly. ``heat`` is the plain truncation of the exponential series. ``power``
-    (a single power :math:`A^K`) is SGC's propagation.
+    (a single power :math:`A^K`) is SGC's propagation; ``hops=1`` with ``power`` is one
+    application :math:`A x`.
 
     Args:
         kind (str or Tensor): one of ``"katz"``, ``"inffs"``, ``"ppr"``, ``"heat"``,
@@ -82,12 +128,22 @@ def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = No
             as is, so gradients flow to a learnable GPR-style tensor).
         hops (int): the number of hops :math:`K \ge 0`.
         r (float, optional): the Katz decay (required for ``katz``/``inffs``).
-        alpha (float): the teleport probability of ``ppr``, in :math:`(0, 1]`. (default: ``0.1``)
-        t (float): the diffusion time of ``heat``. (default: ``1.0``)
+        alpha (float, optional): the teleport probability of ``ppr``, in :math:`(0, 1]`.
+            (default: ``0.1``)
+        t (float, optional): the diffusion time of ``heat``. (default: ``1.0``)
+
+    A parameter of another family is refused (see :func:`family_params`).
 
     Shapes:
         - **output:** :math:`(K + 1,)`, float64 for a named family.
     """
+    alpha, r, t = family_params(kind, alpha=alpha, r=r, t=t)
+    return _coefficients(kind, hops, r=r, alpha=alpha, t=t)
+
+
+def _coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float],
+                  alpha: Optional[float], t: Optional[float]) -> Tensor:
+    """:func:`coefficients` for parameters already checked by :func:`family_params`."""
     _check_hops(hops)
     if hops == math.inf:
         raise ValueError("an infinite series has no finite coefficient vector; "
@@ -98,22 +154,16 @@ def coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float] = No
             raise ValueError(f"a coefficient tensor for hops={hops} needs {hops + 1} entries, "
                              f"got {kind.numel()}")
         return kind
-    if not isinstance(kind, str):
-        raise TypeError(f"coeffs must be a str or a Tensor, got {type(kind).__name__}")
-    _check_kind(kind)
     k = torch.arange(hops + 1, dtype=torch.float64)
     if kind in ("katz", "inffs"):
         if r is None:
             raise ValueError(f"coeffs={kind!r} needs the decay r")
-        _check_positive("r", r)
         theta = torch.tensor(float(r), dtype=torch.float64) ** k
         theta[0] = 0.0
     elif kind == "ppr":
-        _check_alpha(alpha)
         theta = alpha * (1.0 - alpha) ** k
         theta[-1] = (1.0 - alpha) ** hops
     elif kind == "heat":
-        _check_positive("t", t)
         theta = torch.exp(-t + k * math.log(t) - torch.lgamma(k + 1))
     elif kind == "uniform":
         theta = torch.full((hops + 1,), 1.0 / (hops + 1), dtype=torch.float64)
@@ -421,8 +471,9 @@ def _heat_series(apply_A: ApplyA, x: Tensor, t: float, tol: float, max_iter: int
 
 
 def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
-              coeffs: Union[str, Tensor] = "ppr", r: Optional[float] = None, alpha: float = 0.1,
-              t: float = 1.0, rho: Optional[float] = None, symmetric: bool = False,
+              coeffs: Union[str, Tensor] = "ppr", r: Optional[float] = None,
+              alpha: Optional[float] = None, t: Optional[float] = None,
+              rho: Optional[float] = None, symmetric: bool = False,
               tol: float = 1e-6, max_iter: int = 1000) -> Tensor:
     r"""K-hop diffusion :math:`\sum_{k=0}^{K} \theta_k A^k x` of a linear operator.
 
@@ -444,7 +495,10 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
     adjoint solve with vector-Jacobian products of ``apply_A``), the heat kernel by summing
     its series until a term falls below ``tol`` of the sum. The series converges only for
     :math:`c\,\rho(A) < 1` (:math:`c = r` or :math:`1-\alpha`): otherwise a ``ValueError``.
-    ``katz`` without ``r`` uses :math:`r = 0.9/\rho(A)`.
+    ``katz`` without ``r`` uses :math:`r = 0.9/\rho(A)`. Finite ``hops`` call ``apply_A``
+    exactly K times, in order (hop 1 first), so an operator that draws a fresh edge dropout
+    at each call gets one draw per hop. ``alpha``, ``r`` and ``t`` are checked once per call
+    (:func:`family_params`): a parameter of another family is a ``ValueError``.
 
     Args:
         apply_A (callable): ``apply_A(x) = A x``, returning the shape of ``x``.
@@ -452,9 +506,10 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
         hops (int or float): :math:`K \ge 0` or ``math.inf``.
         coeffs (str or Tensor): a family of :func:`coefficients` or a ``[K + 1]`` tensor.
             (default: ``"ppr"``)
-        r (float, optional): the Katz decay (absolute, :math:`0 < r < 1/\rho(A)`).
-        alpha (float): the teleport probability of ``ppr``. (default: ``0.1``)
-        t (float): the diffusion time of ``heat``. (default: ``1.0``)
+        r (float, optional): the Katz decay (absolute, :math:`0 < r < 1/\rho(A)`; ``katz``
+            only). (default: :math:`0.9/\rho(A)`)
+        alpha (float, optional): the teleport probability (``ppr`` only). (default: ``0.1``)
+        t (float, optional): the diffusion time (``heat`` only). (default: ``1.0``)
         rho (float, optional): :math:`\rho(A)` when known (e.g. 1 for a row-stochastic or
             symmetrically normalised :math:`A`); estimated by Lanczos/Arnoldi when needed.
         symmetric (bool): whether :math:`A` is symmetric (selects CG and Lanczos).
@@ -473,26 +528,34 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
         raise ValueError("x must have a node dimension, got a 0-d tensor")
     check_tensor("x", x)
     _check_hops(hops)
-    if isinstance(coeffs, str):
-        _check_kind(coeffs)
+    alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
     if rho is not None:
         if not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho >= 0):
             raise ValueError(f"rho must be a finite non-negative number, got {rho!r}")
+    return _propagate(apply_A, x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t, rho=rho,
+                      symmetric=symmetric, tol=tol, max_iter=max_iter)
 
+
+def _propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
+               coeffs: Union[str, Tensor], r: Optional[float], alpha: Optional[float],
+               t: Optional[float], rho: Union[None, float, Callable[[], float]],
+               symmetric: bool, tol: float, max_iter: int) -> Tensor:
+    r""":func:`propagate` for arguments already checked; ``rho`` may be a callable giving
+    :math:`\rho(A)` on demand (only the default Katz decay and the closed forms need it)."""
     def get_rho() -> float:
+        if callable(rho):
+            return float(rho())
         return float(rho) if rho is not None else spectral_radius_op(apply_A, x,
                                                                     symmetric=symmetric)
 
-    if isinstance(coeffs, str) and coeffs in ("katz", "inffs"):
-        if r is None:
-            rr = get_rho()
-            if rr == 0:
-                raise ValueError("rho(A) = 0: give r explicitly")
-            r = 0.9 / rr
-        _check_positive("r", r)
+    if isinstance(coeffs, str) and coeffs in ("katz", "inffs") and r is None:
+        rr = get_rho()
+        if rr == 0:
+            raise ValueError("rho(A) = 0: give r explicitly")
+        r = 0.9 / rr
 
     if hops != math.inf:
-        theta = coefficients(coeffs, int(hops), r=r, alpha=alpha, t=t)
+        theta = _coefficients(coeffs, int(hops), r=r, alpha=alpha, t=t)
         theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else theta.dtype)
         if theta.requires_grad:
             y = theta[-1] * x
@@ -512,10 +575,8 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
     if coeffs in ("uniform", "power"):
         raise ValueError(f"coeffs={coeffs!r} has no infinite-hop limit")
     if coeffs == "heat":
-        _check_positive("t", t)
         return _heat_series(apply_A, x, t, tol, max_iter)
     if coeffs == "ppr":
-        _check_alpha(alpha)
         c = 1.0 - alpha
     else:
         c = float(r)
@@ -548,16 +609,7 @@ def sparse_operator(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> 
     every later product (torch's own CSR backward re-sorts the transpose on every call).
     Half precision is computed in float32 and cast back.
     """
-    from affgraph._csr import CSR, _float, _SpMM
-
-    csr = CSR(edge_index, num_nodes, num_nodes)
-    w = _float(edge_weight if csr.perm is None else edge_weight.index_select(0, csr.perm))
-
-    def apply_A(x: Tensor) -> Tensor:
-        flat = _float(x).to(w.dtype).reshape(num_nodes, math.prod(x.shape[1:])).contiguous()
-        return _SpMM.apply(w, flat, csr).to(x.dtype).reshape(x.shape)
-
-    return apply_A
+    return DiffusionGraph(edge_index, edge_weight, num_nodes).operator()
 
 
 def _is_symmetric(edge_index: Tensor, edge_weight: Tensor, num_nodes: int) -> bool:
@@ -584,11 +636,136 @@ def _rho_bound(edge_weight: Tensor, normalize: str) -> Optional[float]:
     return 1.0
 
 
-def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None, *,
+def _check_dropout(dropout: float, hops: Union[int, float]) -> None:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
+            not 0.0 <= dropout <= 1.0:
+        raise ValueError(f"dropout must lie in [0, 1], got {dropout!r}")
+    if dropout > 0 and hops == math.inf:
+        raise ValueError("dropout > 0 needs a finite number of hops: the closed form "
+                         "(hops=math.inf) solves with one fixed operator, not one draw per hop")
+
+
+class DiffusionGraph:
+    r"""A graph made ready for diffusion once: normalised edges and weights, and their CSR
+    structure (sorted by target), with :math:`\rho(A)` and the symmetry of :math:`A` found on
+    first use. It is what :func:`diffuse` builds per call and what
+    ``AffinityDiffusion(cached=True)`` keeps between calls.
+
+    Args:
+        edge_index (Tensor): ``[2, E]`` edges ``j -> i`` (``int64``), already normalised.
+        edge_weight (Tensor): ``[E]`` weights :math:`A_{ij} = w_{j \to i}`.
+        num_nodes (int): :math:`N`.
+        normalize (str): the normalisation the weights went through (it decides whether
+            :math:`\rho(A) \le 1` holds without an eigen-solve). (default: ``"none"``)
+    """
+
+    def __init__(self, edge_index: Tensor, edge_weight: Tensor, num_nodes: int, *,
+                 normalize: str = "none") -> None:
+        from affgraph._csr import CSR
+
+        self.edge_index, self.edge_weight = edge_index, edge_weight
+        self.num_nodes, self.normalize = num_nodes, normalize
+        self.csr = CSR(edge_index, num_nodes, num_nodes)
+        self._symmetric: Optional[bool] = None
+        self._rho: Optional[float] = None
+
+    @classmethod
+    def from_graph(cls, graph: Any, edge_weight: Optional[Tensor], num_nodes: int, *,
+                   dtype: torch.dtype, normalize: str = "none",
+                   add_self_loops: bool = False) -> "DiffusionGraph":
+        r"""Normalise a graph given in any PyG form (``edge_index``, ``EdgeIndex``,
+        ``torch.sparse`` or ``SparseTensor`` ``adj_t``; see :func:`affgraph._graph.to_edge_index`)
+        with ``edge_weight`` (default: all ones, in ``dtype``), as :func:`diffuse` describes."""
+        from affgraph._graph import num_sparse_nodes, to_edge_index
+        from affgraph.affinity import normalize_edge_weight
+
+        sizes = num_sparse_nodes(graph)
+        if sizes is not None and sizes != (num_nodes, num_nodes):
+            raise ValueError(f"a sparse edge_index (adj_t) must be [{num_nodes}, {num_nodes}] "
+                             f"for {num_nodes} nodes, got {list(sizes[::-1])}")
+        ei, w = to_edge_index(graph, edge_weight)
+        check_edge_index(ei, num_nodes)
+        if w is None:  # all ones (for softmax: equal logits, i.e. uniform rows)
+            w = torch.ones(ei.size(1), dtype=dtype, device=ei.device)
+        else:
+            check_tensor("edge_weight", w, ndim=1)
+            if not w.is_floating_point():
+                w = w.to(dtype)
+        ei, w = normalize_edge_weight(ei, w.to(dtype), num_nodes, mode=normalize,
+                                      add_self_loops=add_self_loops)
+        return cls(ei, w.to(dtype), num_nodes, normalize=normalize)
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether :math:`A = A^\\top` (selects CG and Lanczos)."""
+        if self._symmetric is None:
+            self._symmetric = _is_symmetric(self.edge_index, self.edge_weight.detach(),
+                                            self.num_nodes)
+        return self._symmetric
+
+    def rho(self) -> float:
+        r""":math:`\rho(A)` by Lanczos/Arnoldi (:func:`spectral_radius`), computed once."""
+        if self._rho is None:
+            self._rho = spectral_radius(self.edge_index, self.edge_weight.detach(),
+                                        self.num_nodes, symmetric=self.symmetric)
+        return self._rho
+
+    def operator(self, dtype: Optional[torch.dtype] = None, dropout: float = 0.0) -> ApplyA:
+        r"""``apply_A(x) = A x`` (one CSR product, see :func:`sparse_operator`). With
+        ``dropout > 0`` every call first drops the edge weights anew,
+        ``F.dropout(w, dropout)`` in the input edge order (zeroed with probability
+        ``dropout``, the kept ones scaled by :math:`1/(1 - \text{dropout})`)."""
+        from affgraph._csr import _float, _SpMM
+
+        n, csr = self.num_nodes, self.csr
+        w = self.edge_weight if dtype is None else self.edge_weight.to(dtype)
+        perm = csr.perm
+
+        def flat(x: Tensor, like: Tensor) -> Tensor:
+            return _float(x).to(like.dtype).reshape(n, math.prod(x.shape[1:])).contiguous()
+
+        if dropout > 0:
+            def apply_dropped(x: Tensor) -> Tensor:
+                wk = torch.nn.functional.dropout(w, p=dropout, training=True)
+                wk = _float(wk if perm is None else wk.index_select(0, perm))
+                return _SpMM.apply(wk, flat(x, wk), csr).to(x.dtype).reshape(x.shape)
+
+            return apply_dropped
+        ws = _float(w if perm is None else w.index_select(0, perm))
+
+        def apply_A(x: Tensor) -> Tensor:
+            return _SpMM.apply(ws, flat(x, ws), csr).to(x.dtype).reshape(x.shape)
+
+        return apply_A
+
+    def diffuse(self, x: Tensor, *, hops: Union[int, float], coeffs: Union[str, Tensor],
+                r: Optional[float], alpha: Optional[float], t: Optional[float],
+                dropout: float = 0.0, tol: float = 1e-6, max_iter: int = 1000) -> Tensor:
+        r""":math:`\sum_k \theta_k A^k x` on this graph for arguments already checked (by
+        :func:`family_params` and :func:`diffuse`); see :func:`diffuse`."""
+        if x.size(0) != self.num_nodes:
+            raise ValueError(f"x has {x.size(0)} nodes, the graph {self.num_nodes}")
+        apply_A = self.operator(x.dtype, dropout)
+        named = isinstance(coeffs, str)
+        katz = named and coeffs in ("katz", "inffs")
+        solve = hops == math.inf and named and coeffs in ("ppr", "katz", "inffs")
+        rho = None
+        if solve and not (katz and r is None):  # only c * rho(A) < 1 is needed: a bound may do
+            bound = _rho_bound(self.edge_weight.detach(), self.normalize)
+            c = 1.0 - alpha if coeffs == "ppr" else r
+            if bound is not None and c * bound < 1.0:
+                rho = bound
+        return _propagate(apply_A, x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t,
+                          rho=self.rho if rho is None else rho,
+                          symmetric=self.symmetric if solve else False,
+                          tol=tol, max_iter=max_iter)
+
+
+def diffuse(x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None, *,
             hops: Union[int, float], coeffs: Union[str, Tensor] = "katz",
-            r: Optional[float] = None, alpha: float = 0.1, t: float = 1.0,
-            normalize: str = "none", add_self_loops: bool = False, tol: float = 1e-6,
-            max_iter: int = 1000) -> Tensor:
+            r: Optional[float] = None, alpha: Optional[float] = None,
+            t: Optional[float] = None, normalize: str = "none", add_self_loops: bool = False,
+            dropout: float = 0.0, tol: float = 1e-6, max_iter: int = 1000) -> Tensor:
     r"""K-hop diffusion of node signals over a sparse graph, :math:`\sum_k \theta_k A^k x`.
 
     :math:`A_{ij} = w_{j \to i}` after ``normalize`` (see
@@ -605,58 +782,46 @@ def diffuse(x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None,
     vector, ``hops=math.inf`` gives the Katz centrality minus one,
     :math:`((I - rA)^{-1} - I)\mathbf{1}`, the Inf-FS score of a feature graph.
 
+    ``hops=K`` always means the K-term series of the family: ``hops=1`` with ``"katz"`` is
+    :math:`rAx`, with ``"power"`` :math:`Ax`, with ``"ppr"`` :math:`\alpha x + (1-\alpha)Ax`.
+
     Args:
         x (Tensor): node signals ``[N, ...]``.
-        edge_index (Tensor): ``[2, E]`` edges ``j -> i``.
+        edge_index (Tensor or SparseTensor): ``[2, E]`` edges ``j -> i`` (an ``EdgeIndex``
+            or any integer dtype), or a ``torch.sparse`` / ``SparseTensor`` ``adj_t`` of shape
+            ``[N, N]`` (row = target) whose values are the edge weights.
         edge_weight (Tensor, optional): ``[E]`` weights (default: all ones).
         hops (int or float): :math:`K \ge 0` or ``math.inf``.
         coeffs (str or Tensor): see :func:`coefficients`. (default: ``"katz"``)
-        r (float, optional): Katz decay, :math:`0 < r < 1/\rho(A)`
-            (default for ``katz``: :math:`0.9/\rho(A)`).
-        alpha (float): PPR teleport probability. (default: ``0.1``)
-        t (float): heat-kernel time. (default: ``1.0``)
+        r (float, optional): Katz decay, absolute, :math:`0 < r < 1/\rho(A)` (``katz`` only).
+            (default: :math:`0.9/\rho(A)`)
+        alpha (float, optional): PPR teleport probability (``ppr`` only). (default: ``0.1``)
+        t (float, optional): heat-kernel time (``heat`` only). (default: ``1.0``)
         normalize (str): edge-weight normalisation. (default: ``"none"``)
         add_self_loops (bool): add missing self-loops (weight 1) before normalising.
             (default: ``False``)
+        dropout (float): edge dropout, APPNP's: at each hop the normalised weights are passed
+            through ``F.dropout(w, dropout)`` afresh (finite ``hops`` only; the functional form
+            always applies it, as ``F.dropout`` with ``training=True``). (default: ``0.0``)
         tol (float): relative residual of the infinite-hop solve. (default: ``1e-6``)
         max_iter (int): iteration cap of the infinite-hop solve. (default: ``1000``)
 
     Shapes:
-        - **x:** :math:`(N, *)`, **edge_index:** :math:`(2, E)`, **edge_weight:** :math:`(E)`;
-          **output:** :math:`(N, *)`.
+        - **x:** :math:`(N, *)`, **edge_index:** :math:`(2, E)` or :math:`(N, N)`,
+          **edge_weight:** :math:`(E)`; **output:** :math:`(N, *)`.
     """
-    from affgraph.affinity import normalize_edge_weight
-
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() < 1 or not x.is_floating_point():
         raise ValueError(f"x must be a floating tensor [N, ...], got {x.dtype} {tuple(x.shape)}")
     check_tensor("x", x)
-    num_nodes = x.size(0)
-    check_edge_index(edge_index, num_nodes)
-    if edge_weight is not None:
-        check_tensor("edge_weight", edge_weight, ndim=1)
-        edge_weight = edge_weight.to(x.dtype)
-    else:  # all ones in the signal's dtype (for softmax: equal logits, i.e. uniform rows)
-        edge_weight = torch.ones(edge_index.size(1), dtype=x.dtype, device=x.device)
-    ei, w = normalize_edge_weight(edge_index, edge_weight, num_nodes, mode=normalize,
-                                  add_self_loops=add_self_loops)
-    w = w.to(x.dtype)
-    apply_A = sparse_operator(ei, w, num_nodes)
-    named = isinstance(coeffs, str)
-    exact_rho = named and coeffs in ("katz", "inffs") and r is None  # r = 0.9 / rho(A)
-    solve = hops == math.inf and named and coeffs in ("ppr", "katz", "inffs")
-    symmetric = _is_symmetric(ei, w.detach(), num_nodes) if solve or exact_rho else False
-    rho = None
-    if solve and not exact_rho:  # only c * rho(A) < 1 is needed: a bound may settle it
-        bound = _rho_bound(w.detach(), normalize)
-        c = 1.0 - alpha if coeffs == "ppr" else r
-        if bound is not None and isinstance(c, (int, float)) and c * bound < 1.0:
-            rho = bound
-    if rho is None and (solve or exact_rho):
-        rho = spectral_radius(ei, w.detach(), num_nodes, symmetric=symmetric)
-    return propagate(apply_A, x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t, rho=rho,
-                     symmetric=symmetric, tol=tol, max_iter=max_iter)
+    _check_hops(hops)
+    alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
+    _check_dropout(dropout, hops)
+    graph = DiffusionGraph.from_graph(edge_index, edge_weight, x.size(0), dtype=x.dtype,
+                                      normalize=normalize, add_self_loops=add_self_loops)
+    return graph.diffuse(x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t, dropout=dropout,
+                         tol=tol, max_iter=max_iter)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -74,13 +74,17 @@ def test_coefficient_tensor_passthrough_and_errors():
 
 # ---------------------------------------------------------------- finite hops
 
+_PARAMS = {"katz": dict(r=0.3), "ppr": dict(alpha=0.2), "heat": dict(t=1.5), "uniform": {},
+           "power": {}}
+
+
 @pytest.mark.parametrize("kind", ["katz", "ppr", "heat", "uniform", "power"])
 def test_finite_hops_equal_dense_series(kind):
     A = _rand_A(7, symmetric=False)
     x = torch.randn(7, 2, 3, dtype=torch.float64)  # any trailing dims
-    theta = coefficients(kind, 5, r=0.3, alpha=0.2, t=1.5)
+    theta = coefficients(kind, 5, **_PARAMS[kind])
     out = propagate(lambda v: torch.einsum("ij,j...->i...", A, v), x, hops=5, coeffs=kind,
-                    r=0.3, alpha=0.2, t=1.5)
+                    **_PARAMS[kind])
     ref = _dense_series(A, x.reshape(7, 6), theta).reshape(7, 2, 3)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
 
@@ -417,12 +421,13 @@ def test_diffuse_normalisations_match_dense(normalize):
     for coeffs, hops in [("ppr", 6), ("heat", 4), ("power", 3), ("ppr", math.inf)]:
         if hops == math.inf and normalize == "none":  # rho(A) > 1/(1-alpha): checked below
             continue
-        out = diffuse(x, edge_index, w, hops=hops, coeffs=coeffs, alpha=0.2, t=1.0,
-                      normalize=normalize, add_self_loops=True, tol=1e-12)
+        kw = dict(ppr=dict(alpha=0.2), heat=dict(t=1.0)).get(coeffs, {})
+        out = diffuse(x, edge_index, w, hops=hops, coeffs=coeffs, normalize=normalize,
+                      add_self_loops=True, tol=1e-12, **kw)
         if hops == math.inf:
             ref = 0.2 * torch.linalg.solve(torch.eye(10, dtype=torch.float64) - 0.8 * A, x)
         else:
-            ref = _dense_series(A, x, coefficients(coeffs, hops, alpha=0.2, t=1.0))
+            ref = _dense_series(A, x, coefficients(coeffs, hops, **kw))
         torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-9)
     if normalize == "none":
         with pytest.raises(ValueError, match="diverges"):
