@@ -36,7 +36,9 @@ def test_quick_main_writes_rows(tmp_path, capsys):
     assert len(pairs) == 2 and all(KEYS <= set(r) for r in pairs)
     for r in pairs:
         assert r["ours_s"] > 0 and r["competitor_s"] > 0
-        assert math.isclose(r["ratio"], r["competitor_s"] / r["ours_s"])
+        assert math.isclose(r["ratio"], r["ours_s"] / r["competitor_s"])  # ours / theirs
+        assert math.isclose(r["memory_ratio"], r["ours_peak_bytes"] / r["competitor_peak_bytes"])
+        assert r["met"] is (r["ratio"] <= 1.0)
         assert r["max_abs_diff"] < 1e-3
     assert json.loads(out.read_text())[0]["case"] == rows[0]["case"]
     assert len(json.loads(out.read_text())) == len(rows)
@@ -102,3 +104,20 @@ def test_kernel_rows_on_cpu_with_stand_in_and_failures():
     assert triton["error"] == "RuntimeError: triton compile failed" and triton["ms"] is None
     table = bench_simplicial.format_kernel_rows(rows)
     assert "triton compile failed" in table and table.count("\n") == 4
+
+
+def test_format_rows_ratio_ours_over_theirs_and_met():
+    rows = [{"case": "window", "ours_s": 0.0687, "competitor": "naive einsum",
+             "competitor_s": 0.2898, "ratio": 0.0687 / 0.2898,
+             "ours_peak_bytes": int(7.1 * 2**20), "competitor_peak_bytes": int(231.5 * 2**20),
+             "memory_ratio": 7.1 / 231.5, "met": True},
+            {"case": "all pairs", "ours_s": 0.004, "competitor": "package",
+             "competitor_s": 0.002, "ratio": 2.0, "ours_peak_bytes": 2**20,
+             "competitor_peak_bytes": 2**20, "memory_ratio": 1.0, "met": False}]
+    lines = bench_simplicial.format_rows(rows).splitlines()
+    assert lines[0].endswith("| time ours / theirs | ours peak (MiB) | competitor peak (MiB) "
+                             "| memory ours / theirs | met |")
+    # 68.7 / 289.8 = 0.237; 7.1 / 231.5 = 0.031
+    assert lines[2] == ("| window | 68.7 | naive einsum | 289.8 | 0.24x | 7.1 | 231.5 | 0.03x "
+                        "| yes |")
+    assert lines[3] == "| all pairs | 4.0 | package | 2.0 | 2.00x | 1.0 | 1.0 | 1.00x | no |"
