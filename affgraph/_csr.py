@@ -108,6 +108,10 @@ class CSR:
 
         On the CPU, widths 2..7 are zero-padded to 8: torch's CPU kernel is 3-6x slower
         below 8 than at 8 (e.g. 5.9 vs 1.1 ms at width 7 on Cora's 106k edges x 8 heads)."""
+        if self.col.numel() > self.num_dst * self.num_src:
+            # a multigraph with more edges than matrix entries: torch's sampled product
+            # refuses it (its dense-to-sparse copy needs nnz <= N * M); gather per edge instead
+            return (a[self.row] * b[self.col]).sum(-1) * scale
         if a.device.type == "cpu" and 1 < a.size(1) < 8:
             pad = 8 - a.size(1)
             a = torch.nn.functional.pad(a, (0, pad))
@@ -202,6 +206,7 @@ def _node_major(y: Tensor, heads: int) -> Tensor:
     return y.view(heads, -1, y.size(1)).transpose(0, 1)
 
 
+@torch.compiler.disable
 def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     """``P x`` per head: ``values [E, H]`` (target-sorted), ``x [M, H, C]`` -> ``[N, H, C]``.
 
@@ -216,45 +221,103 @@ def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     return torch.stack(outs, 1).to(dtype)
 
 
-def _weights(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
+def _weights(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0,
+             bias: Optional[Tensor] = None) -> Tensor:
     """The attention weights ``[E, H]`` of every head (target-sorted order): the logits
-    softmaxed per row, over a random ``1 - drop`` share of each row's edges when ``drop > 0``
-    (one ``[E, H]`` draw of ``torch.rand`` in the logits' dtype, kept where ``>= drop``)."""
+    (plus ``bias [E, H]`` when given) softmaxed per row, over a random ``1 - drop`` share of
+    each row's edges when ``drop > 0`` (one ``[E, H]`` draw of ``torch.rand`` in the logits'
+    dtype, kept where ``>= drop``)."""
     heads = q.size(1)
     keep = None
     if drop > 0:
         keep = torch.rand(csr.col.numel(), heads, dtype=q.dtype, device=q.device) >= drop
     if _batch_heads(csr, heads):
         big = csr.batched(heads)
-        alpha = big.softmax(_SDDMM.apply(_head_major(q), _head_major(k), big, scale),
-                            None if keep is None else keep.t().reshape(-1))
+        logits = _SDDMM.apply(_head_major(q), _head_major(k), big, scale)
+        if bias is not None:
+            logits = logits + bias.t().reshape(-1)
+        alpha = big.softmax(logits, None if keep is None else keep.t().reshape(-1))
         return alpha.view(heads, -1).t()
-    return torch.stack([csr.softmax(_SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(),
-                                                 csr, scale),
-                                    None if keep is None else keep[:, h])
-                        for h in range(heads)], 1)
+    out = []
+    for h in range(heads):
+        logits = _SDDMM.apply(q[:, h].contiguous(), k[:, h].contiguous(), csr, scale)
+        if bias is not None:
+            logits = logits + bias[:, h]
+        out.append(csr.softmax(logits, None if keep is None else keep[:, h]))
+    return torch.stack(out, 1)
 
 
-def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0) -> Tensor:
-    """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``;
-    ``drop > 0`` drops each edge with that probability and softmaxes over the rest of its row
-    (every row then sums to 1, or to 0 if it lost all its edges)."""
-    return _weights(_float(q), _float(k), csr, scale, drop)
+@torch.compiler.disable
+def csr_structure(edge_index: Tensor, num_src: int, num_dst: int) -> CSR:
+    """The :class:`CSR` structure of ``edge_index`` (run eagerly under ``torch.compile``: its
+    sort and degree checks depend on the data)."""
+    return CSR(edge_index, num_src, num_dst)
 
 
+@torch.compiler.disable
+def to_csr_order(csr: CSR, values: Tensor) -> Tensor:
+    """Reorder per-edge values ``[E, ...]`` from the user's edge order to ``csr``'s."""
+    return values if csr.perm is None else values[csr.perm]
+
+
+@torch.compiler.disable
+def edge_bias(q: Tensor, edge: Tensor, csr: CSR, scale: float) -> Tensor:
+    r"""``scale * <q_i, e_ij>`` on every edge ``j -> i``, ``[E, H]`` (target-sorted ``edge
+    [E, H, D]``): the part of the logit :math:`\mathbf{q}_i^\top(\mathbf{k}_j +
+    \mathbf{e}_{ij})` that the edge features add."""
+    q = _float(q)
+    return (q[csr.row] * _float(edge).to(q.dtype)).sum(-1) * scale
+
+
+@torch.compiler.disable
+def edge_aggregate(csr: CSR, weights: Tensor, edge: Tensor) -> Tensor:
+    r""":math:`\sum_j P_{ij} \mathbf{e}_{ij}` per target: ``weights [E, H]`` and ``edge
+    [E, H, C]`` (both target-sorted) -> ``[N, H, C]``."""
+    w = _float(weights)
+    msg = w.unsqueeze(-1) * _float(edge).to(w.dtype)
+    return msg.new_zeros(csr.num_dst, msg.size(1), msg.size(2)).index_add_(0, csr.row, msg)
+
+
+@torch.compiler.disable
+def edge_softmax(q: Tensor, k: Tensor, csr: CSR, scale: float, drop: float = 0.0,
+                 bias: Optional[Tensor] = None) -> Tensor:
+    """The attention weights ``[E, H]`` (target-sorted order), differentiable in ``q, k``
+    (and ``bias [E, H]``, added to the logits); ``drop > 0`` drops each edge with that
+    probability and softmaxes over the rest of its row (every row then sums to 1, or to 0 if
+    it lost all its edges)."""
+    q = _float(q)
+    return _weights(q, _float(k), csr, scale, drop,
+                    None if bias is None else bias.to(q.dtype))
+
+
+@torch.compiler.disable
 def csr_attention(q: Tensor, k: Tensor, v: Tensor, csr: CSR, scale: float,
-                  dropout: float = 0.0, training: bool = False) -> Tuple[Tensor, Tensor]:
-    """``(out [N, H, Dv], alpha [E, H])`` with ``alpha`` in target-sorted order (the order of
+                  dropout: float = 0.0, training: bool = False,
+                  edge: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    r"""``(out [N, H, Dv], alpha [E, H])`` with ``alpha`` in target-sorted order (the order of
     ``csr``; ``alpha[inverse(csr.perm)]`` is the user's edge order). Differentiable in
-    ``q, k, v`` and through ``alpha``. Half precision is computed in float32 (the sparse CPU
-    kernels need it) and cast back."""
+    ``q, k, v`` (and ``edge``) and through ``alpha``. Half precision is computed in float32
+    (the sparse CPU kernels need it) and cast back.
+
+    With edge features ``edge [E, H, D]`` (user order, ``D = Dv`` = the key width) they enter
+    keys and values as in ``TransformerConv``: :math:`\alpha_{ij} = \operatorname{softmax}_j
+    (s\,\mathbf{q}_i^\top(\mathbf{k}_j + \mathbf{e}_{ij}))`, :math:`\mathbf{o}_i =
+    \sum_j \alpha_{ij}(\mathbf{v}_j + \mathbf{e}_{ij})`, computed as the SDDMM plus
+    :func:`edge_bias` and the SpMM plus :func:`edge_aggregate` (no per-edge copy of ``K`` or
+    ``V``)."""
     dtype = q.dtype
     q, k, v = _float(q), _float(k), _float(v)
-    alpha = _weights(q, k, csr, scale)
+    e = None if edge is None else to_csr_order(csr, _float(edge).to(q.dtype))
+    bias = None if e is None else edge_bias(q, e, csr, scale)
+    alpha = _weights(q, k, csr, scale, bias=bias)
     weight = torch.nn.functional.dropout(alpha, dropout, training) if dropout > 0 else alpha
-    return spmm(csr, weight, v).to(dtype), alpha.to(dtype)
+    out = spmm(csr, weight, v)
+    if e is not None:
+        out = out + edge_aggregate(csr, weight, e)
+    return out.to(dtype), alpha.to(dtype)
 
 
+@torch.compiler.disable
 def to_user_order(csr: CSR, values: Tensor) -> Tensor:
     """Reorder target-sorted edge values to the user's ``edge_index`` order."""
     if csr.perm is None:

@@ -8,7 +8,8 @@ Explicit supports hold an ``edge_index``: given by the user (:func:`edges`) or b
 features (:func:`knn`, blocked, ``O(block * N)`` memory).
 
 Window convention: ``window(w)`` lets ``i`` see ``|i - j| <= w`` (``2w + 1`` keys);
-``window(w, causal=True)`` lets it see ``i - w <= j <= i`` (``w + 1`` keys).
+``window(w, causal=True)`` lets it see ``i - w <= j <= i`` (``w + 1`` keys). A window wider
+than the sequence is the whole sequence (:meth:`Support.clamp`).
 """
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ class Support:
     @property
     def is_causal(self) -> bool:
         return self.kind == "causal" or (self.kind == "window" and self.causal)
+
+    def clamp(self, num_nodes: int) -> "Support":
+        """This support for sequences of at most ``num_nodes`` items: a window with
+        ``w >= num_nodes - 1`` lets every item see its whole graph (or, causal, all earlier
+        items), so it is the ``complete`` (``causal``) support, run without any
+        ``w``-sized block; every other support is returned as it is."""
+        if self.kind == "window" and self.window >= num_nodes - 1:
+            return Support("causal") if self.causal else Support("complete")
+        return self
 
     def key_ranges(self, num_nodes: int, batch: Optional[Tensor] = None,
                    device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor]:

@@ -249,10 +249,11 @@ def test_multi_hop_on_a_graph_without_edges(hops):
     # S = 0: sum_k theta_k S^k V = theta_0 V; ppr: theta_0 = alpha, katz: theta_0 = 0
     q, k, v = qkv(5)
     empty = torch.empty(2, 0, dtype=torch.long)
-    torch.testing.assert_close(attention_diffusion(q, k, v, empty, hops=hops, alpha=0.3), 0.3 * v)
+    torch.testing.assert_close(attention_diffusion(q, k, v, empty, hops=hops, coeffs="ppr",
+                                                   alpha=0.3), 0.3 * v)
     assert torch.equal(attention_diffusion(q, k, v, empty, hops=hops, coeffs="katz", r=0.5),
                        torch.zeros_like(v))
-    assert attention_diffusion(*qkv(0), empty, hops=hops).shape == (0, 2, 3)
+    assert attention_diffusion(*qkv(0), empty, hops=hops, coeffs="ppr").shape == (0, 2, 3)
 
 
 # -------------------------------------------------------------------------- multi-hop
@@ -300,7 +301,8 @@ def test_infinite_hops_match_closed_form(support):
     eye = torch.eye(n, dtype=F64)
     vt = v.transpose(0, 1)
     ppr = 0.2 * torch.linalg.solve(eye - 0.8 * s, vt)
-    out = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, **kw)
+    out = attention_diffusion(q, k, v, hops=math.inf, coeffs="ppr", alpha=0.2, tol=1e-10,
+                              **kw)
     torch.testing.assert_close(out, ppr.transpose(0, 1), atol=1e-7, rtol=1e-7)
     katz = torch.linalg.solve(eye - 0.5 * s, vt) - vt  # sum_{k>=1} r^k S^k V
     out = attention_diffusion(q, k, v, hops=math.inf, coeffs="katz", r=0.5, tol=1e-10, **kw)
@@ -313,9 +315,11 @@ def test_infinite_hops_ignore_dropout_finite_hops_apply_it(support):
     n = 8
     q, k, v = qkv(n)
     kw = dict(edge_index=random_edges(n, n, 30, seed=2)) if support == "edges" else dict()
-    exact = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, **kw)
+    exact = attention_diffusion(q, k, v, hops=math.inf, coeffs="ppr", alpha=0.2, tol=1e-10,
+                                **kw)
     torch.manual_seed(0)
-    dropped = attention_diffusion(q, k, v, hops=math.inf, alpha=0.2, tol=1e-10, dropout_p=0.5, **kw)
+    dropped = attention_diffusion(q, k, v, hops=math.inf, coeffs="ppr", alpha=0.2, tol=1e-10,
+                                  dropout_p=0.5, **kw)
     assert torch.equal(dropped, exact)
     torch.manual_seed(0)  # finite K does apply it (the argument is not silently ignored)
     assert not torch.allclose(attention_diffusion(q, k, v, hops=3, dropout_p=0.5, **kw),
@@ -332,15 +336,15 @@ def test_multi_hop_dropout_keeps_every_power_row_stochastic(support):
     kw = dict(edge_index=torch.cartesian_prod(torch.arange(n), torch.arange(n)).t()) \
         if support == "edges" else dict(window=12) if support == "window" else dict()
     torch.manual_seed(0)
-    out = attention_diffusion(q, k, ones, hops=6, alpha=0.2, dropout_p=0.5, **kw)
+    out = attention_diffusion(q, k, ones, hops=6, coeffs="ppr", alpha=0.2, dropout_p=0.5, **kw)
     torch.testing.assert_close(out, ones, atol=1e-12, rtol=0)
     # and dropout is applied: other values move, reproducibly under a seed
     v = qkv(n, h=3, seed=1)[2]
     torch.manual_seed(1)
-    a = attention_diffusion(q, k, v, hops=6, alpha=0.2, dropout_p=0.5, **kw)
+    a = attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, dropout_p=0.5, **kw)
     torch.manual_seed(1)
-    assert torch.equal(a, attention_diffusion(q, k, v, hops=6, alpha=0.2, dropout_p=0.5, **kw))
-    assert not torch.allclose(a, attention_diffusion(q, k, v, hops=6, alpha=0.2, **kw))
+    assert torch.equal(a, attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, dropout_p=0.5, **kw))
+    assert not torch.allclose(a, attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, **kw))
 
 
 def test_multi_hop_dropout_is_the_softmax_over_the_kept_edges():
@@ -379,7 +383,8 @@ def test_multi_hop_dropout_is_the_softmax_over_the_kept_edges():
 
 def test_one_hop_is_plain_attention_and_bad_hops():
     q, k, v = qkv(6)
-    assert torch.equal(attention_diffusion(q, k, v, hops=1, coeffs="heat"), attention(q, k, v))
+    assert torch.equal(attention_diffusion(q, k, v, hops=1), attention(q, k, v))
+    assert torch.equal(attention_diffusion(q, k, v, hops=1, coeffs="power"), attention(q, k, v))
     for bad in (0, 2.5, True, -1):
         with pytest.raises(ValueError):
             attention_diffusion(q, k, v, hops=bad)
@@ -397,5 +402,6 @@ def test_multi_hop_gradients(hops):
         t.requires_grad_()
     for kw in (dict(edge_index=ei), dict(window=1)):
         assert torch.autograd.gradcheck(
-            lambda a, b, c: attention_diffusion(a, b, c, hops=hops, tol=1e-12, **kw), (q, k, v),
+            lambda a, b, c: attention_diffusion(a, b, c, hops=hops, coeffs="ppr", tol=1e-12,
+                                                **kw), (q, k, v),
             atol=1e-6, fast_mode=True, check_undefined_grad=True)

@@ -174,7 +174,7 @@ def test_layers_agree_across_devices(device):
     x = torch.randn(n, 12)
     ei = _random_graph(n, 250, seed=10)
     for layer in (AffinityAttention(12, 8, heads=2, hops=4),
-                  AffinityAttention(12, 8, heads=2, hops=math.inf, alpha=0.2)):
+                  AffinityAttention(12, 8, heads=2, hops=math.inf, coeffs="ppr", alpha=0.2)):
         layer.eval()
         ref = layer.double()(x.double(), ei)
         out = layer.float().to(device)(x.to(device), ei.to(device))

@@ -2,7 +2,7 @@ r"""``AffinityAttention``: graph/sequence attention on any support, one hop to i
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -10,30 +10,47 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 
 from affgraph._checks import check_positive_int
-from affgraph.attention import attention, attention_diffusion
+from affgraph._graph import _SparseTensor, is_sparse_adjacency, num_sparse_nodes, to_edge_index
+from affgraph.attention import attention_diffusion, check_series, coeff_options
+
+GraphInput = Any  # edge_index, EdgeIndex, torch.sparse adj_t, SparseTensor adj_t or None
 
 
 class AffinityAttention(MessagePassing):
     r"""Multi-head dot-product attention as message passing over an affinity graph, from
     `"Masked Label Prediction: Unified Message Passing Model for Semi-Supervised
-    Classification" <https://arxiv.org/abs/2009.03509>`_ (one hop, the computation of PyG's
-    ``TransformerConv``) to `"Multi-hop Attention Graph Neural Networks"
-    <https://arxiv.org/abs/2009.14332>`_ (MAGNA, K hops or the closed form).
+    Classification" <https://arxiv.org/abs/2009.03509>`_ (one hop, PyG's ``TransformerConv``,
+    whose arguments it takes in the same order and meaning) to `"Multi-hop Attention Graph
+    Neural Networks" <https://arxiv.org/abs/2009.14332>`_ (MAGNA, K hops or the closed form).
 
     .. math::
         \mathbf{x}^{\prime}_i = \mathbf{W}_1 \mathbf{x}_i +
-        \Big[\sum_{k=0}^{K} \theta_k \mathbf{S}^k \mathbf{V}\Big]_i, \qquad
-        S_{ij} = \operatorname{softmax}_{j \in \mathcal{N}(i)}\left(
-        \frac{(\mathbf{W}_3\mathbf{x}_i)^{\top} (\mathbf{W}_4\mathbf{x}_j)}{\sqrt{d}}\right),
-        \quad \mathbf{V} = \mathbf{X}\mathbf{W}_2^\top
+        \Big[\sum_{k=0}^{K} \theta_k \mathbf{S}^k \mathbf{V}
+        + \sum_{k=1}^{K} \theta_k \mathbf{S}^{k-1} \mathbf{E}\Big]_i,
 
-    per head. For ``hops=1`` the bracket is :math:`\mathbf{S}\mathbf{V}` (exactly
-    ``TransformerConv``); ``hops=K`` uses the coefficients ``coeffs`` (default ``ppr``,
-    :math:`\theta_k = \alpha(1-\alpha)^k`), ``hops=math.inf`` the closed form, see
-    :func:`affgraph.attention.attention_diffusion`. The support :math:`\mathcal{N}(i)` is the
-    ``edge_index`` given to :meth:`forward` (CSR execution), or, when it is ``None``, all items
-    of ``i``'s graph in ``batch`` (``causal``: the earlier ones; ``window=w``: those within
-    distance ``w``) executed by fused SDPA kernels.
+    .. math::
+        S_{ij} = \operatorname{softmax}_{j \in \mathcal{N}(i)}\left(
+        \frac{(\mathbf{W}_3\mathbf{x}_i)^{\top} (\mathbf{W}_4\mathbf{x}_j +
+        \mathbf{W}_6 \mathbf{e}_{ij})}{\sqrt{d}}\right), \quad
+        \mathbf{V} = \mathbf{X}\mathbf{W}_2^\top, \quad
+        \mathbf{E}_i = \sum_j S_{ij} \mathbf{W}_6 \mathbf{e}_{ij}
+
+    per head (the :math:`\mathbf{e}` terms only with ``edge_dim``). With the default ``hops=1``
+    and ``coeffs="power"`` (:math:`\theta = (0, 1)`) the bracket is :math:`\sum_j S_{ij}
+    (\mathbf{v}_j + \mathbf{W}_6\mathbf{e}_{ij})`, exactly ``TransformerConv``; ``hops=K``
+    with ``power`` is :math:`\mathbf{S}^K\mathbf{V}` (plus the edge term), ``coeffs="ppr"`` is
+    MAGNA's :math:`\theta_k = \alpha(1-\alpha)^k`, ``hops=math.inf`` the closed form (``ppr``,
+    ``katz``, ``heat``; with edge features ``ppr`` or ``katz``), see
+    :func:`affgraph.attention.attention_diffusion`. The gated skip (``beta``) is
+    ``TransformerConv``'s: :math:`\mathbf{x}'_i = \beta_i \mathbf{W}_1\mathbf{x}_i +
+    (1 - \beta_i)\mathbf{m}_i`, :math:`\beta_i = \operatorname{sigmoid}(\mathbf{w}_5^\top
+    [\mathbf{m}_i, \mathbf{W}_1\mathbf{x}_i, \mathbf{m}_i - \mathbf{W}_1\mathbf{x}_i])`.
+
+    The support :math:`\mathcal{N}(i)` is the graph given to :meth:`forward` (an
+    ``edge_index``, ``EdgeIndex``, ``torch.sparse`` or ``SparseTensor`` ``adj_t``; CSR
+    execution; duplicate edges count as separate edges), or, when it is ``None``, all items of
+    ``i``'s graph in ``batch`` (``causal``: the earlier ones; ``window=w``: those with
+    :math:`|i - j| \le w`) executed by fused SDPA kernels.
 
     Args:
         in_channels (int or tuple): input size, or ``(source, target)`` sizes for bipartite
@@ -41,82 +58,108 @@ class AffinityAttention(MessagePassing):
         out_channels (int): size of each head's values and output.
         heads (int): number of heads. (default: ``1``)
         concat (bool): concatenate the heads (else average them). (default: :obj:`True`)
-        beta (bool): gated skip connection as in ``TransformerConv``. (default: :obj:`False`)
+        beta (bool): gated skip connection as in ``TransformerConv`` (needs
+            ``root_weight``). (default: :obj:`False`)
         dropout (float): dropout on the attention weights :math:`S_{ij}` in training, for
-            finite ``hops`` only. With ``hops=1`` it is the usual dropout (rescaled by
-            :math:`1/(1-p)`). With ``1 < hops < inf`` each edge is dropped and the rows are
-            renormalised, so that powers of :math:`\mathbf{S}` stay row-stochastic (see
+            finite ``hops`` only. With ``hops=1`` and ``power`` it is ``TransformerConv``'s
+            dropout (rescaled by :math:`1/(1-p)`). Otherwise each edge is dropped and the rows
+            are renormalised, so that powers of :math:`\mathbf{S}` stay row-stochastic (see
             :func:`affgraph.attention.attention_diffusion`). With ``hops=math.inf`` it is not
-            applied (the closed form solves with the exact softmax :math:`\mathbf{S}`; train
-            and eval outputs agree). (default: ``0.0``)
+            applied (the closed form solves with the exact softmax :math:`\mathbf{S}`).
+            (default: ``0.0``)
+        edge_dim (int, optional): edge feature size; the features enter keys and values
+            through ``lin_edge`` (``Linear(edge_dim, heads * out_channels, bias=False)``).
+            (default: :obj:`None`)
         bias (bool): biases of the linear maps. (default: :obj:`True`)
         root_weight (bool): add the skip term :math:`\mathbf{W}_1 \mathbf{x}_i`.
             (default: :obj:`True`)
         hops (int or float): :math:`K \ge 1` or ``math.inf``. (default: ``1``)
-        coeffs (str or Tensor): hop coefficients (a name of
-            :func:`affgraph.diffusion.coefficients` or a ``[K + 1]`` tensor). (default: ``"ppr"``)
-        alpha (float): teleport probability of ``ppr``. (default: ``0.1``)
-        r (float, optional): Katz decay, ``0 < r < 1`` (``S`` is row-stochastic).
-        t (float): heat-kernel time. (default: ``1.0``)
+        coeffs (str or Tensor): hop coefficients, a family of
+            :func:`affgraph.diffusion.coefficients` or a ``[K + 1]`` tensor (held as a buffer).
+            (default: ``"power"``)
+        alpha (float, optional): teleport probability, ``ppr`` only. (default: ``0.1``)
+        r (float, optional): Katz decay ``0 < r < 1``, ``katz`` only. (default: ``0.9``)
+        t (float, optional): heat-kernel time, ``heat`` only. (default: ``1.0``)
         window (int, optional): sliding-window half-width for ``edge_index=None``.
+        learn_coeffs (bool): make the ``[K + 1]`` coefficients a parameter initialised from
+            ``coeffs`` (GPR-style; finite ``hops`` only). (default: :obj:`False`)
         key_channels (int, optional): size :math:`d` of each head's queries and keys, the
-            space the affinity is computed in. (default: ``out_channels``, as in
-            ``TransformerConv``)
+            space the affinity is computed in; must be ``out_channels`` with ``edge_dim``.
+            (default: ``out_channels``, as in ``TransformerConv``)
         logit_scale (float, optional): if given, a learnable inverse temperature
             :math:`\gamma_h` per head on the logits, :math:`S_{ij} =
             \operatorname{softmax}_j(\gamma_h \mathbf{q}_i^\top\mathbf{k}_j/\sqrt{d})`,
             initialised to this value. ``0.0`` starts every head at uniform attention over the
-            support, the random walk :math:`\mathbf{D}^{-1}\mathbf{A}` (so ``hops=K`` with
-            ``ppr`` coefficients starts as APPNP on a row-normalised graph), and the heads learn
-            how far to move from it. (default: :obj:`None`, no scale)
-        learn_coeffs (bool): make the ``[K + 1]`` coefficients a parameter initialised from
-            ``coeffs`` (GPR-style; finite ``hops`` only). (default: :obj:`False`)
+            support, the random walk :math:`\mathbf{D}^{-1}\mathbf{A}`. (default: :obj:`None`)
+        tol (float), max_iter (int): of the ``hops=math.inf`` solve.
+            (default: ``1e-6``, ``1000``)
+        **kwargs: of :class:`torch_geometric.nn.conv.MessagePassing`.
 
     Shapes:
         - **input:** node features :math:`(|\mathcal{V}|, F_{in})` or
           :math:`((|\mathcal{V_s}|, F_{s}), (|\mathcal{V_t}|, F_{t}))` if bipartite,
-          edge indices :math:`(2, |\mathcal{E}|)` or ``None``, ``batch`` :math:`(|\mathcal{V}|)`
-        - **output:** :math:`(|\mathcal{V}_t|, H * d)` (:math:`(|\mathcal{V}_t|, d)` if not
-          ``concat``), and with ``return_attention=True`` also ``(edge_index, alpha [E, H])``
-          (the one-hop weights :math:`S_{ij}`).
+          edge indices :math:`(2, |\mathcal{E}|)` (or a sparse ``adj_t``) or ``None``,
+          edge features :math:`(|\mathcal{E}|, D)` *(optional)*, ``batch`` :math:`(|\mathcal{V}|)`
+        - **output:** :math:`(|\mathcal{V}_t|, H * C)` (:math:`(|\mathcal{V}_t|, C)` if not
+          ``concat``), and with ``return_attention_weights`` also ``(edge_index, alpha [E, H])``
+          (the one-hop weights :math:`S_{ij}`; for a ``SparseTensor`` input that ``adj_t``
+          with ``alpha`` as its values).
     """
 
     def __init__(self, in_channels: Union[int, Tuple[int, int]], out_channels: int,
-                 heads: int = 1, concat: bool = True, dropout: float = 0.0, bias: bool = True,
-                 root_weight: bool = True, hops: Union[int, float] = 1,
-                 coeffs: Union[str, Tensor] = "ppr", alpha: float = 0.1,
-                 r: Optional[float] = None, t: float = 1.0, *, beta: bool = False,
+                 heads: int = 1, concat: bool = True, beta: bool = False,
+                 dropout: float = 0.0, edge_dim: Optional[int] = None, bias: bool = True,
+                 root_weight: bool = True, *, hops: Union[int, float] = 1,
+                 coeffs: Union[str, Tensor] = "power", alpha: Optional[float] = None,
+                 r: Optional[float] = None, t: Optional[float] = None,
                  window: Optional[int] = None, learn_coeffs: bool = False,
                  key_channels: Optional[int] = None, logit_scale: Optional[float] = None,
-                 **kwargs) -> None:
+                 tol: float = 1e-6, max_iter: int = 1000, **kwargs) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
-        if isinstance(hops, bool) or not isinstance(hops, (int, float)) or \
-                (isinstance(hops, float) and hops != math.inf) or hops < 1:
-            raise ValueError(f"hops must be an int >= 1 or math.inf, got {hops!r}")
-        if not isinstance(heads, int) or heads < 1:
-            raise ValueError(f"heads must be a positive int, got {heads!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("heads", heads)
+        for name, flag in (("concat", concat), ("beta", beta), ("bias", bias),
+                           ("root_weight", root_weight), ("learn_coeffs", learn_coeffs)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
+                not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if edge_dim is not None:
+            check_positive_int("edge_dim", edge_dim)
         if key_channels is not None:
             check_positive_int("key_channels", key_channels)
+            if edge_dim is not None and key_channels != out_channels:
+                raise ValueError(f"key_channels ({key_channels}) must equal out_channels "
+                                 f"({out_channels}) with edge_dim: the edge features are "
+                                 "added to the keys and to the values")
         if logit_scale is not None and (isinstance(logit_scale, bool) or
                                         not isinstance(logit_scale, (int, float)) or
                                         not math.isfinite(logit_scale)):
             raise ValueError(f"logit_scale must be a finite number, got {logit_scale!r}")
         if learn_coeffs and hops == math.inf:
             raise ValueError("learn_coeffs needs a finite number of hops")
+        options = coeff_options(coeffs, alpha, r, t)
+        check_series(hops, coeffs, options, edge_features=edge_dim is not None)
         self.in_channels, self.out_channels, self.heads = in_channels, out_channels, heads
         self.key_channels = out_channels if key_channels is None else key_channels
-        self.concat, self.dropout, self.root_weight = concat, dropout, root_weight
+        self.concat, self.dropout, self.root_weight = concat, float(dropout), root_weight
         self.beta = beta and root_weight
-        self.hops, self.alpha, self.r, self.t, self.window = hops, alpha, r, t, window
-        if learn_coeffs:
+        self.edge_dim = edge_dim
+        self.hops, self.window, self.tol, self.max_iter = hops, window, tol, max_iter
+        self.options = options  # the family parameter with its default, e.g. {"alpha": 0.1}
+        self.coeffs: Union[str, Tensor]
+        if learn_coeffs or isinstance(coeffs, Tensor):
             from affgraph.diffusion import coefficients
 
-            init = coefficients(coeffs, int(hops), r=r, alpha=alpha, t=t)
-            self.coeffs = torch.nn.Parameter(init.detach().clone().float())
-            self._coeffs_init = init.detach().clone()
+            init = coefficients(coeffs, int(hops), **options).detach().clone()
+            if learn_coeffs:
+                self.register_buffer("coeffs_init", init, persistent=False)
+                self.coeffs = torch.nn.Parameter(init.float())
+            else:
+                self.register_buffer("coeffs", init)
+            self.options = {}  # the family parameter is in the held coefficients
         else:
             self.coeffs = coeffs
         src, dst = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
@@ -124,6 +167,7 @@ class AffinityAttention(MessagePassing):
         self.lin_key = Linear(src, hk, bias=bias)
         self.lin_query = Linear(dst, hk, bias=bias)
         self.lin_value = Linear(src, hc, bias=bias)
+        self.lin_edge = None if edge_dim is None else Linear(edge_dim, hc, bias=False)
         out_dim = hc if concat else out_channels
         self.lin_skip = Linear(dst, out_dim, bias=bias) if root_weight else None
         self.lin_beta = Linear(3 * out_dim, 1, bias=False) if self.beta else None
@@ -134,46 +178,88 @@ class AffinityAttention(MessagePassing):
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        for lin in (self.lin_key, self.lin_query, self.lin_value, self.lin_skip, self.lin_beta):
+        for lin in (self.lin_key, self.lin_query, self.lin_value, self.lin_edge, self.lin_skip,
+                    self.lin_beta):
             if lin is not None:
                 lin.reset_parameters()
         if isinstance(self.coeffs, torch.nn.Parameter):
             with torch.no_grad():
-                self.coeffs.copy_(self._coeffs_init)
+                self.coeffs.copy_(self.coeffs_init)
         if self.logit_scale is not None:
             with torch.no_grad():
                 self.logit_scale.fill_(self._logit_scale_init)
 
+    def _graph(self, graph: GraphInput, edge_attr: Optional[Tensor], num_src: int,
+               num_dst: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """``(edge_index, edge_attr)``: the graph input as a ``[2, E]`` int64 ``edge_index``
+        and the raw edge features in its order. A sparse ``adj_t``'s stored values are its
+        edge features when the layer has ``edge_dim`` and no ``edge_attr`` is given (as
+        ``TransformerConv`` reads them); otherwise they are not used."""
+        if graph is None:
+            if edge_attr is not None:
+                raise ValueError("edge_attr needs an explicit graph: pass edge_index (an "
+                                 "edge_index, EdgeIndex or sparse adj_t)")
+            return None, None
+        edge_index, values = to_edge_index(graph)
+        sizes = num_sparse_nodes(graph)
+        if sizes is not None and sizes != (num_src, num_dst):
+            raise ValueError(f"edge_index is a sparse adj_t of shape [{sizes[1]}, {sizes[0]}] "
+                             f"but the input has {num_dst} targets and {num_src} sources")
+        if sizes is not None and edge_attr is None and self.lin_edge is not None and \
+                values is not None and values.dim() == 2:
+            edge_attr = values
+        if edge_attr is not None:
+            if self.lin_edge is None:
+                raise ValueError("edge_attr was given but the layer has no edge_dim: build it "
+                                 "with AffinityAttention(..., edge_dim=D)")
+            if not isinstance(edge_attr, Tensor) or edge_attr.dim() != 2 or \
+                    edge_attr.size(0) != edge_index.size(1) or \
+                    edge_attr.size(1) != self.edge_dim:
+                shape = tuple(edge_attr.shape) if isinstance(edge_attr, Tensor) else edge_attr
+                raise ValueError(f"edge_attr must be [E, edge_dim] = [{edge_index.size(1)}, "
+                                 f"{self.edge_dim}], got {shape}")
+        elif self.lin_edge is not None:
+            raise ValueError("the layer has edge_dim set: forward needs edge_attr (or a "
+                             "sparse adj_t whose values are the [E, edge_dim] edge features)")
+        return edge_index, edge_attr
+
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
-                edge_index: Optional[Tensor] = None, batch: Optional[Tensor] = None,
-                causal: bool = False, return_attention: bool = False
-                ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]:
-        """Args: ``x`` (or ``(x_src, x_dst)``), ``edge_index`` (``None``: the implicit
-        support), ``batch``, ``causal``, ``return_attention`` (return ``(out, (edge_index,
-        alpha))`` with the one-hop weights)."""
+                edge_index: GraphInput = None, edge_attr: Optional[Tensor] = None,
+                return_attention_weights: Optional[bool] = None, *,
+                batch: Optional[Tensor] = None, causal: bool = False) -> Any:
+        r"""Args:
+            x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
+            edge_index: the support, an ``edge_index`` ``[2, E]`` (any integer dtype),
+                ``EdgeIndex``, ``torch.sparse`` ``adj_t`` ``[N_dst, N_src]`` or
+                ``SparseTensor`` ``adj_t``; ``None`` for the implicit support (complete,
+                ``causal``, the layer's ``window``; within the graphs of ``batch``).
+            edge_attr (Tensor, optional): ``[E, edge_dim]`` edge features.
+            return_attention_weights (bool, optional): when set to a bool (``True`` or
+                ``False``, as in ``TransformerConv``), also return ``(edge_index, alpha)``,
+                the one-hop weights ``[E, H]`` in ``edge_index``'s order (the given object for
+                a tensor input, the ``[2, E]`` edges of a ``torch.sparse`` adj, materialised
+                edges for an implicit support), or for a ``SparseTensor`` input that
+                ``adj_t`` with ``alpha`` as its values.
+            batch (Tensor, optional): ``[N]`` graph ids of the implicit support.
+            causal (bool): causal implicit support. (default: :obj:`False`)
+        """
         h, c, dk = self.heads, self.out_channels, self.key_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        ei, edge_attr = self._graph(edge_index, edge_attr, x_src.size(0), x_dst.size(0))
         query = self.lin_query(x_dst).view(-1, h, dk)  # (N_dst, H, D)
-        if self.logit_scale is not None:  # gamma_h q_i^T k_j / sqrt(d)
+        if self.logit_scale is not None:  # gamma_h q_i^T (k_j + e_ij) / sqrt(d)
             query = query * self.logit_scale.view(1, h, 1)
         key = self.lin_key(x_src).view(-1, h, dk)  # (N_src, H, D)
-        value = self.lin_value(x_src).view(-1, h, c)
-        # no attention dropout for the closed form (hops=inf): it solves with the exact S
-        p = self.dropout if self.training and self.hops != math.inf else 0.0
-        window = self.window if edge_index is None else None
-        att = None
-        if self.hops == 1:
-            res = attention(query, key, value, edge_index, batch=batch, causal=causal,
-                            window=window, return_attention=return_attention, dropout_p=p)
-            out, att = res if return_attention else (res, None)
-        else:
-            out = attention_diffusion(query, key, value, edge_index, hops=self.hops,
-                                      coeffs=self.coeffs, alpha=self.alpha, r=self.r, t=self.t,
-                                      batch=batch, causal=causal, window=window, dropout_p=p)
-            if return_attention:
-                with torch.no_grad():
-                    _, att = attention(query, key, value, edge_index, batch=batch,
-                                       causal=causal, window=window, return_attention=True)
+        value = self.lin_value(x_src).view(-1, h, c)  # (N_src, H, C)
+        edge = None if edge_attr is None else self.lin_edge(edge_attr).view(-1, h, c)
+        p = self.dropout if self.training else 0.0
+        want = isinstance(return_attention_weights, bool)
+        res = attention_diffusion(query, key, value, ei, edge_attr=edge, hops=self.hops,
+                                  coeffs=self.coeffs, **self.options, batch=batch,
+                                  causal=causal, window=self.window if ei is None else None,
+                                  dropout_p=p, tol=self.tol, max_iter=self.max_iter,
+                                  return_attention=want)
+        out, att = res if want else (res, None)
         out = out.reshape(-1, h * c) if self.concat else out.mean(dim=1)
         if self.lin_skip is not None:
             x_r = self.lin_skip(x_dst)
@@ -182,9 +268,19 @@ class AffinityAttention(MessagePassing):
                 out = b * x_r + (1 - b) * out
             else:
                 out = out + x_r
-        return (out, att) if return_attention else out
+        if not want:
+            return out
+        if _SparseTensor is not None and isinstance(edge_index, _SparseTensor):
+            return out, edge_index.set_value(att[1], layout="coo")
+        if edge_index is not None and not is_sparse_adjacency(edge_index):
+            return out, (edge_index, att[1])
+        return out, att
 
     def __repr__(self) -> str:
-        hops = "inf" if self.hops == math.inf else self.hops
+        extra = ""
+        if self.hops != 1 or not isinstance(self.coeffs, str) or self.coeffs != "power":
+            hops = "inf" if self.hops == math.inf else self.hops
+            kind = self.coeffs if isinstance(self.coeffs, str) else "tensor"
+            extra = f", hops={hops}, coeffs={kind!r}"
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"heads={self.heads}, hops={hops})")
+                f"heads={self.heads}{extra})")

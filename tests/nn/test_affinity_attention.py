@@ -29,7 +29,7 @@ def test_matches_transformer_conv(kw):
     x, ei = graph()
     tc, aa = pair(**kw)
     ref, (ref_ei, ref_alpha) = tc(x, ei, return_attention_weights=True)
-    out, (out_ei, alpha) = aa(x, ei, return_attention=True)
+    out, (out_ei, alpha) = aa(x, ei, return_attention_weights=True)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     assert torch.equal(out_ei, ref_ei)
     torch.testing.assert_close(alpha, ref_alpha, atol=1e-6, rtol=1e-5)
@@ -85,7 +85,7 @@ def dense_oracle(aa, x, mask, theta):
 def test_k_hop_layer_matches_dense_series():
     x, ei = graph()
     ei = torch.unique(ei, dim=1)
-    aa = AffinityAttention(6, 4, heads=3, hops=3, alpha=0.2).double()
+    aa = AffinityAttention(6, 4, heads=3, hops=3, coeffs="ppr", alpha=0.2).double()
     mask = torch.zeros(12, 12, dtype=torch.bool)
     mask[ei[1], ei[0]] = True
     theta = [0.2, 0.16, 0.128, 0.8 ** 3]
@@ -99,12 +99,12 @@ def test_key_channels_set_the_affinity_width(hops):
     """Queries and keys 5 wide, values 4 wide: the scale is 1/sqrt(5), the output 3 x 4."""
     x, ei = graph()
     ei = torch.unique(ei, dim=1)
-    aa = AffinityAttention(6, 4, heads=3, hops=hops, alpha=0.2, key_channels=5).double()
+    aa = AffinityAttention(6, 4, heads=3, hops=hops, coeffs="ppr", alpha=0.2, key_channels=5).double()
     assert aa.lin_query.weight.shape == aa.lin_key.weight.shape == (15, 6)
     assert aa.lin_value.weight.shape == (12, 6)
     mask = torch.zeros(12, 12, dtype=torch.bool)
     mask[ei[1], ei[0]] = True
-    theta = [0.0, 1.0] if hops == 1 else [0.2, 0.16, 0.128, 0.8 ** 3]
+    theta = [0.2, 0.8] if hops == 1 else [0.2, 0.16, 0.128, 0.8 ** 3]
     torch.testing.assert_close(aa(x.double(), ei), dense_oracle(aa, x, mask, theta))
 
 
@@ -126,7 +126,7 @@ def test_logit_scale_zero_starts_as_the_random_walk():
     walk = torch.zeros(12, 12, dtype=torch.double)
     walk[ei[1], ei[0]] = 1.0
     walk = walk / walk.sum(1, keepdim=True).clamp(min=1)
-    aa3 = AffinityAttention(6, 4, heads=3, hops=3, alpha=0.2, root_weight=False,
+    aa3 = AffinityAttention(6, 4, heads=3, hops=3, coeffs="ppr", alpha=0.2, root_weight=False,
                             logit_scale=0.0).double()
     acc, p = 0.0, aa3.lin_value(x.double()).view(12, 3, 4)
     for t in [0.2, 0.16, 0.128, 0.8 ** 3]:
@@ -154,7 +154,7 @@ def test_logit_scale_is_a_factor_on_the_queries():
 
 def test_infinite_hops_layer_matches_closed_form():
     x, ei = graph(isolated=0)
-    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, alpha=0.3).double()
+    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, coeffs="ppr", alpha=0.3).double()
     # the geometric series truncated far out is the closed form to double precision
     theta = [0.3 * 0.7 ** k for k in range(120)]
     full = torch.ones(12, 12, dtype=torch.bool)
@@ -166,7 +166,7 @@ def test_infinite_hops_apply_no_attention_dropout(support):
     """hops=inf solves with the exact S: train mode with dropout > 0 is the float64 closed form."""
     x, ei = graph()
     ei = torch.unique(ei, dim=1)
-    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, alpha=0.3, dropout=0.5,
+    aa = AffinityAttention(6, 4, heads=3, hops=math.inf, coeffs="ppr", alpha=0.3, dropout=0.5,
                            window=2 if support == "window" else None).double()
     n = x.size(0)
     if support == "edges":
@@ -190,11 +190,12 @@ def test_infinite_hops_apply_no_attention_dropout(support):
 def test_gradients_reach_all_parameters_and_learnable_coeffs():
     x, ei = graph()
     for hops in (2, math.inf):
-        aa = AffinityAttention(6, 4, heads=2, hops=hops, learn_coeffs=hops != math.inf)
+        aa = AffinityAttention(6, 4, heads=2, hops=hops, coeffs="ppr",
+                               learn_coeffs=hops != math.inf)
         aa(x, ei).square().sum().backward()
         for name, p in aa.named_parameters():
             assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
-    aa = AffinityAttention(6, 4, hops=2, learn_coeffs=True)
+    aa = AffinityAttention(6, 4, hops=2, coeffs="ppr", learn_coeffs=True)
     torch.testing.assert_close(aa.coeffs.detach().double(),
                                torch.tensor([0.1, 0.09, 0.81], dtype=torch.float64))
     with torch.no_grad():
