@@ -1,13 +1,18 @@
 """The dataset script: list, verify, describe and fetch affgraph's datasets.
 
-    python scripts/datasets.py list                    # every dataset, where it resolves, present?
-    python scripts/datasets.py verify                  # sha256 of every file present
+    python scripts/datasets.py list                    # every dataset known, present in the root?
+    python scripts/datasets.py verify                  # every required file present and intact?
+    python scripts/datasets.py verify Cora colon       # only these datasets
     python scripts/datasets.py info Cora               # nodes/edges/features/classes/homophily
     python scripts/datasets.py info colon              # samples/features/classes
     python scripts/datasets.py fetch Cora --root DIR   # download from the official source
 
-The data root is ``--root``, else ``$AFFGRAPH_DATA``, else ``datasets/cache/``. Exit status 1
-when a check fails or a download is impossible (offline it fails within ``--timeout`` seconds).
+The data root is ``--root``, else ``$AFFGRAPH_DATA``, else the per-user default folder
+(``affgraph.datasets.resolve_root``; ``~/.local/share/affgraph`` on Linux). Exit status 1 when
+the root is missing, a required file is missing or altered, or a download is impossible
+(offline it fails within ``--timeout`` seconds). The same checks are library calls:
+``affgraph.datasets.list_datasets()``, ``affgraph.datasets._root.verify(name, root)`` and
+``affgraph.datasets.fetch(name, root=...)``.
 """
 from __future__ import annotations
 
@@ -18,22 +23,30 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table  # noqa: E402
 
 from affgraph.datasets import (DataFileError, list_datasets, load_embedded,  # noqa: E402
                                load_featsel, load_planetoid, load_webkb, resolve_root)
-from affgraph.datasets._root import check_file, lookup, manifest  # noqa: E402
+from affgraph.datasets._root import check_file, lookup, manifest, verify  # noqa: E402
 from affgraph.datasets.download import fetch  # noqa: E402
+
+NO_FILES = {"embedded": "bundled", "synthetic": "generated"}
+
+
+def _required(entry: dict) -> dict[str, dict]:
+    return {rel: e for rel, e in entry["files"].items() if not e.get("optional")}
 
 
 def _status(name: str, root: Path) -> tuple[str, list[str]]:
-    """``("present" | "partial" | "missing" | "bundled", missing relative paths)``."""
-    files = {rel: e for rel, e in manifest()["datasets"][name]["files"].items()
-             if not e.get("optional")}
+    """``("present" | "partial" | "missing" | "bundled" | "generated", missing paths)``."""
+    entry = manifest()["datasets"][name]
+    files = _required(entry)
     if not files:
-        return "bundled", []
+        return NO_FILES[entry["kind"]], []
     missing = [rel for rel in files if not (root / rel).is_file()]
     if not missing:
         return "present", []
@@ -44,51 +57,84 @@ def _shape(entry: dict) -> str:
     s = entry["shape"]
     if "nodes" in s:
         return f"{s['nodes']} nodes, {s['edges']} edges, {s['features']} feats, {s['classes']} cls"
-    return f"{s['samples']} x {s['features']}, {s['classes']} cls"
+    if "samples" in s:
+        return f"{s['samples']} x {s['features']}, {s['classes']} cls"
+    return "any size"
+
+
+def _where(entry: dict, root: Path) -> str:
+    if entry["kind"] == "embedded":
+        return "scikit-learn"
+    if entry["kind"] == "synthetic":
+        return entry["generator"]
+    return str(root / Path(next(iter(entry["files"]))).parts[0])
 
 
 def cmd_list(root: Path) -> int:
-    print(f"data root: {root}\n")
-    table = []
+    note = "" if root.is_dir() else " (does not exist)"
+    print(f"data root: {root}{note}\n")
+    table, counts = [], {}
     for name in list_datasets():
         entry = manifest()["datasets"][name]
         status, missing = _status(name, root)
-        files = list(entry["files"])
-        where = str(root / Path(files[0]).parts[0]) if files else "scikit-learn"
-        table.append([name, entry["kind"], _shape(entry), where,
+        counts[status] = counts.get(status, 0) + 1
+        table.append([name, entry["kind"], _shape(entry), _where(entry, root),
                       status + (f" ({len(missing)} missing)" if status == "partial" else "")])
     print(markdown_table(["dataset", "kind", "shape", "resolves to", "status"], table))
+    on_disk = sum(counts.get(k, 0) for k in ("present", "partial", "missing"))
+    print(f"\n{counts.get('present', 0)} of {on_disk} file-based datasets present in the root"
+          f" ({counts.get('partial', 0)} partial); {counts.get('bundled', 0)} bundled with "
+          f"scikit-learn, {counts.get('generated', 0)} generated")
     return 0
 
 
 def cmd_verify(root: Path, names: Sequence[str]) -> int:
+    """Check every required file of ``names`` (default: every dataset) for presence and sha256;
+    exit status 1, naming the files, when one is missing or altered or the root is missing."""
+    if not root.is_dir():
+        print(f"error: data root {root} does not exist (pass --root DIR or set AFFGRAPH_DATA; "
+              "affgraph.datasets.fetch(name, root=DIR) fills one)", file=sys.stderr)
+        return 1
     print(f"data root: {root}\n")
-    bad = 0
-    table = []
+    table, altered, missing = [], [], []
     for name in names or list_datasets():
         canonical, entry = lookup(name)
-        files = entry["files"]
-        present = [rel for rel in files if (root / rel).is_file()]
+        files = _required(entry)
         if not files:
-            table.append([canonical, "bundled", "-"])
+            table.append([canonical, NO_FILES[entry["kind"]], "-"])
             continue
-        if not present:
-            table.append([canonical, "not present", f"0/{len(files)}"])
-            continue
-        errors = []
-        for rel in present:
+        absent = [rel for rel in files if not (root / rel).is_file()]
+        bad = []
+        for rel in files:
+            if rel in absent:
+                continue
             try:
                 check_file(root, rel, files[rel], canonical)
             except DataFileError:
-                errors.append(rel)
-        bad += len(errors)
-        status = "OK" if not errors else "ALTERED: " + ", ".join(errors)
-        table.append([canonical, status, f"{len(present)}/{len(files)}"])
+                bad.append(rel)
+        altered += bad
+        missing.append((canonical, absent, len(files)))
+        status = ("OK" if not bad and not absent else
+                  "; ".join(([f"ALTERED: {', '.join(bad)}"] if bad else []) +
+                            ([f"MISSING {len(absent)}"] if absent else [])))
+        table.append([canonical, status, f"{len(files) - len(absent)}/{len(files)}"])
     print(markdown_table(["dataset", "sha256", "files present"], table))
-    if bad:
-        print(f"\n{bad} file(s) differ from the manifest: replace them (scripts/datasets.py "
-              "fetch NAME) or restore the originals", file=sys.stderr)
-    return 1 if bad else 0
+    for canonical, absent, total in missing:
+        if len(absent) == total and total > 3:
+            print(f"missing: all {total} files of {canonical}, e.g. {root / absent[0]}",
+                  file=sys.stderr)
+        else:
+            for rel in absent:
+                print(f"missing: {root / rel} ({canonical})", file=sys.stderr)
+    for rel in altered:
+        print(f"altered: {root / rel}", file=sys.stderr)
+    n_missing = sum(len(a) for _, a, _ in missing)
+    if altered or n_missing:
+        print(f"\n{len(altered)} file(s) differ from the manifest and {n_missing} required "
+              "file(s) are missing: restore the originals or download them with "
+              f'affgraph.datasets.fetch("NAME", root="{root}")', file=sys.stderr)
+        return 1
+    return 0
 
 
 def edge_homophily(edge_index: torch.Tensor, y: torch.Tensor) -> float:
@@ -98,12 +144,29 @@ def edge_homophily(edge_index: torch.Tensor, y: torch.Tensor) -> float:
     return float((y[edge_index[0]] == y[edge_index[1]]).double().mean())
 
 
+def _heterophilous(canonical: str, entry: dict, root: Path) -> Data:
+    """The npz of a heterophilous set (verified first) as a graph: edges made undirected as
+    PyG's ``HeterophilousGraphDataset`` does, the ten splits as ``[N, 10]`` masks."""
+    (rel,) = entry["files"]
+    path = verify(canonical, root, files=[rel]) / rel
+    with np.load(path, allow_pickle=False) as z:
+        x = torch.from_numpy(z["node_features"])
+        edge_index = to_undirected(torch.from_numpy(z["edges"]).t(), num_nodes=x.size(0))
+        masks = {f"{k}_mask": torch.from_numpy(z[f"{k}_masks"]).t()
+                 for k in ("train", "val", "test")}
+        return Data(x=x, edge_index=edge_index, y=torch.from_numpy(z["node_labels"]), **masks)
+
+
 def cmd_info(name: str, root: Path) -> int:
     canonical, entry = lookup(name)
     kind = entry["kind"]
-    if kind in ("planetoid", "webkb"):
-        loader = load_planetoid if kind == "planetoid" else load_webkb
-        data = loader(canonical, root)
+    if kind == "synthetic":
+        print(f"{canonical} is generated by {entry['generator']}(...) ({entry['source']}); "
+              "its size is a parameter: nothing to describe or fetch")
+        return 0
+    if kind in ("planetoid", "webkb", "heterophilous"):
+        loader = {"planetoid": load_planetoid, "webkb": load_webkb}.get(kind)
+        data = loader(canonical, root) if loader else _heterophilous(canonical, entry, root)
         n, e = data.num_nodes, data.num_edges
         deg = torch.bincount(data.edge_index[1], minlength=n)
         rows = [["nodes", n], ["edges (directed pairs)", e], ["features", data.num_features],
@@ -130,7 +193,9 @@ def cmd_info(name: str, root: Path) -> int:
 def cmd_fetch(name: str, root: Path, base_url: str | None, timeout: float) -> int:
     canonical, entry = lookup(name)
     if not entry["files"]:
-        print(f"{canonical} is bundled with scikit-learn: nothing to fetch")
+        where = ("bundled with scikit-learn" if entry["kind"] == "embedded"
+                 else f"generated by {entry['generator']}")
+        print(f"{canonical} is {where}: nothing to fetch")
         return 0
     paths = fetch(canonical, root, base_url=base_url, timeout=timeout)
     print(f"{canonical}: {len(paths)} file(s) verified under {root}")
@@ -142,10 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--root", default=None,
-                   help="data root (default: $AFFGRAPH_DATA, then datasets/cache/)")
+                   help="data root (default: $AFFGRAPH_DATA, then the per-user data folder)")
     sub = p.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("list", help="every dataset, where it resolves, whether present")
-    v = sub.add_parser("verify", help="check the sha256 of every file present")
+    ls = sub.add_parser("list", help="every dataset known, where it resolves, whether present")
+    v = sub.add_parser("verify", help="every required file present, with the manifest's sha256")
     v.add_argument("names", nargs="*", help="datasets to check (default: all)")
     i = sub.add_parser("info", help="a statistics table of one dataset")
     i.add_argument("name")
