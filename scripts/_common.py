@@ -142,7 +142,8 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_rows(rows: list[dict], *, csv_path: str | None = None, json_path: str | None = None) -> None:
+def write_rows(rows: list[dict], *, csv_path: str | None = None,
+               json_path: str | None = None) -> None:
     """Write result rows (dicts with the same keys) to CSV and/or JSON files."""
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
