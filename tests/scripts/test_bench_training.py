@@ -31,6 +31,9 @@ def test_tiny_run_rows_ratios_and_table(tmp_path, capsys):
     # the same propagation from the same weights: the same training run
     assert by[("AffinityDiffusion", "")]["same_result"] is True
     assert "| AffinityDiffusion |" in out and "| yes |" in out
+    # met: ours no slower than the PyG competitor; none for a hop count against its own K=1
+    assert by[("AffinityDiffusion", "")]["met"] is (by[("AffinityDiffusion", "")]["ratio"] <= 1)
+    assert "met" not in by[("AffinityAttention", "2")]
     assert json.loads((tmp_path / "t.json").read_text())[0]["model"] == "APPNP"
 
 
@@ -39,3 +42,18 @@ def test_bad_arguments():
         bt.main(["--dataset", "nope"])
     with pytest.raises(SystemExit, match="hops"):
         bt.main(["--hops", "0"])
+
+
+def test_format_table_ratio_and_met_cells():
+    rows = [{"model": "APPNP", "hops": "", "ms_per_epoch": 8.0},
+            {"model": "AffinityDiffusion", "hops": "", "ms_per_epoch": 6.0, "vs": "APPNP",
+             "ratio": 6.0 / 8.0, "met": True, "same_result": True},
+            {"model": "AffinityAttention", "hops": "4", "ms_per_epoch": 30.0,
+             "vs": "AffinityAttention (K=1)", "ratio": 30.0 / 12.0}]
+    lines = bt.format_table(rows).splitlines()
+    assert lines[0] == ("| model | ms / epoch | vs | time ours / vs | met | "
+                        "same accuracy as vs |")
+    assert lines[2] == "| APPNP | 8.00 | — | — | — | — |"
+    assert lines[3] == "| AffinityDiffusion | 6.00 | APPNP | 0.75x | yes | yes |"
+    assert lines[4] == ("| AffinityAttention (K=4) | 30.00 | AffinityAttention (K=1) | 2.50x "
+                        "| — | — |")

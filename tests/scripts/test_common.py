@@ -55,7 +55,8 @@ def test_met_rule_and_cells():
 
 def test_markdown_table_layout():
     table = markdown_table(["model", "acc"], [["gcn", "81.5"], ["gat", "83.0"]])
-    assert table.splitlines() == ["| model | acc |", "|---|---|", "| gcn | 81.5 |", "| gat | 83.0 |"]
+    assert table.splitlines() == ["| model | acc |", "|---|---|", "| gcn | 81.5 |",
+                                  "| gat | 83.0 |"]
 
 
 def test_write_rows_roundtrip(tmp_path):
