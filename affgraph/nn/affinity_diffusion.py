@@ -1,97 +1,168 @@
-"""AffinityDiffusion: a parameter-free (or GPR-style learnable) K-hop propagation layer."""
+"""AffinityDiffusion: K-hop propagation over a graph's normalised edge weights (APPNP and more)."""
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
 
-from affgraph.diffusion import coefficients, diffuse
+from affgraph.affinity import NORMALIZATIONS
+from affgraph.diffusion import (DiffusionGraph, _check_dropout, _check_hops, coefficients,
+                                family_params)
 
 
 class AffinityDiffusion(torch.nn.Module):
-    r"""K-hop diffusion over a graph's (normalised) edge weights.
+    r"""K-hop diffusion over a graph's (normalised) edge weights, a drop-in for PyG's ``APPNP``.
 
     .. math::
         \mathbf{X}' = \sum_{k=0}^{K} \theta_k \hat{\mathbf{A}}^k \mathbf{X}, \qquad
         \hat{\mathbf{A}} = \hat{\mathbf{D}}^{-1/2} (\mathbf{A} + \mathbf{I})
         \hat{\mathbf{D}}^{-1/2} \ \text{(the defaults)}
 
-    With ``coeffs="ppr"`` (:math:`\theta_k = \alpha(1-\alpha)^k`, the tail mass
-    :math:`(1-\alpha)^K` on the last power) the defaults reproduce PyG's ``APPNP(K, alpha)``
-    from `"Predict then Propagate" <https://arxiv.org/abs/1810.05997>`_ exactly;
+    The positional arguments are ``APPNP``'s, with its meaning: with ``coeffs="ppr"``
+    (:math:`\theta_k = \alpha(1-\alpha)^k`, the tail mass :math:`(1-\alpha)^K` on the last
+    power) ``AffinityDiffusion(K, alpha, dropout, cached, add_self_loops, normalize)`` computes
+    PyG's ``APPNP(K, alpha, dropout, cached, add_self_loops, normalize)`` from `"Predict then
+    Propagate" <https://arxiv.org/abs/1810.05997>`_. Other families are keyword options:
     ``coeffs="power"`` (:math:`\theta_K = 1`) is the propagation of ``SGConv``
-    (`"Simplifying Graph Convolutional Networks" <https://arxiv.org/abs/1902.07153>`_);
-    ``learnable=True`` makes :math:`\theta` a parameter initialised from the chosen family
-    (GPR-GNN, `"Adaptive Universal Generalized PageRank Graph Neural Network"
-    <https://arxiv.org/abs/2006.07988>`_). ``hops=math.inf`` gives the closed forms (PPR,
-    Katz) by an iterative solve; see :func:`affgraph.diffusion.propagate`. Each hop is one CSR
-    sparse-dense product; :math:`\hat{\mathbf{A}}^k` is never formed.
+    (`"Simplifying Graph Convolutional Networks" <https://arxiv.org/abs/1902.07153>`_),
+    ``"katz"`` :math:`\theta_k = r^k` (:math:`k \ge 1`), ``"heat"``
+    :math:`\theta_k = e^{-t} t^k / k!`, ``"uniform"``; ``learnable=True`` makes :math:`\theta`
+    a parameter initialised from the chosen family (GPR-GNN, `"Adaptive Universal Generalized
+    PageRank Graph Neural Network" <https://arxiv.org/abs/2006.07988>`_). ``K=math.inf`` gives
+    the closed forms (PPR :math:`\alpha(\mathbf{I} - (1-\alpha)\hat{\mathbf{A}})^{-1}\mathbf{X}`,
+    Katz, heat) by an iterative solve; see :func:`affgraph.diffusion.propagate`. Each hop is
+    one CSR sparse-dense product; :math:`\hat{\mathbf{A}}^k` is never formed.
+
+    Edge dropout (``dropout > 0``, in training mode) replaces :math:`\hat{\mathbf{A}}` at hop
+    :math:`k` by :math:`\hat{\mathbf{A}}^{(k)}` with weights
+    ``F.dropout(w, dropout)`` drawn afresh from the normalised weights :math:`w` at every hop.
+    (PyG's ``APPNP`` draws hop :math:`k`'s dropout on hop :math:`k-1`'s already dropped
+    weights, so an edge survives :math:`k` hops with probability :math:`(1-p)^k` and the kept
+    weights grow as :math:`(1-p)^{-k}`; pytorch_geometric issue #10783.)
 
     Args:
-        hops (int or float): :math:`K \ge 0` or ``math.inf``. (default: ``10``)
+        K (int or float): the number of hops :math:`K \ge 0`, or ``math.inf``. (default: ``10``)
+        alpha (float, optional): PPR teleport probability, ``coeffs="ppr"`` only.
+            (default: ``0.1``)
+        dropout (float): edge-dropout probability during training, finite ``K`` only.
+            (default: ``0.0``)
+        cached (bool): keep the normalised graph (edges, weights, CSR structure, and
+            :math:`\rho(\hat{\mathbf{A}})` once computed) from the first call and use it for
+            every later one, whatever graph is passed (transductive learning only); cleared by
+            :meth:`reset_parameters`. (default: ``False``)
+        add_self_loops (bool): add the missing self-loops (weight 1) before normalising; as in
+            ``APPNP``, no self-loops are added without normalisation. (default: ``True``)
+        normalize (bool or str): ``True`` is ``"sym"`` (``gcn_norm``:
+            :math:`\hat{\mathbf{D}}^{-1/2}\hat{\mathbf{A}}\hat{\mathbf{D}}^{-1/2}`), ``False``
+            is ``"none"`` (the given weights, no self-loops); or ``"row"``
+            (:math:`\hat{\mathbf{D}}^{-1}\hat{\mathbf{A}}`) or ``"softmax"`` (see
+            :func:`affgraph.affinity.normalize_edge_weight`). (default: ``True``)
         coeffs (str or Tensor): a family of :func:`affgraph.diffusion.coefficients`
             (``"ppr"``, ``"katz"``, ``"heat"``, ``"uniform"``, ``"power"``) or a ``[K + 1]``
-            tensor. (default: ``"ppr"``)
-        alpha (float): PPR teleport probability. (default: ``0.1``)
-        r (float, optional): Katz decay (absolute; default :math:`0.9/\rho(\hat{A})`).
-        t (float): heat-kernel time. (default: ``1.0``)
-        normalize (str): ``"sym"``, ``"row"``, ``"softmax"`` or ``"none"`` (see
-            :func:`affgraph.affinity.normalize_edge_weight`). (default: ``"sym"``)
-        add_self_loops (bool): add missing self-loops before normalising. (default: ``True``)
-        learnable (bool): learn :math:`\theta` (finite ``hops`` only). (default: ``False``)
+            tensor (held as the buffer ``theta``). (default: ``"ppr"``)
+        r (float, optional): Katz decay, absolute (``coeffs="katz"`` only).
+            (default: :math:`0.9/\rho(\hat{\mathbf{A}})`)
+        t (float, optional): heat-kernel time (``coeffs="heat"`` only). (default: ``1.0``)
+        learnable (bool): learn :math:`\theta` (finite ``K`` only; katz needs ``r``).
+            (default: ``False``)
         tol (float): relative residual of the infinite-hop solve. (default: ``1e-6``)
         max_iter (int): iteration cap of the infinite-hop solve. (default: ``1000``)
 
+    A parameter of another family (e.g. ``alpha`` with ``coeffs="heat"``) is a ``ValueError``.
+
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, *)`, edge indices :math:`(2, |\mathcal{E}|)`,
-          edge weights :math:`(|\mathcal{E}|)` *(optional)*
+        - **input:** node features :math:`(|\mathcal{V}|, *)`, edge indices
+          :math:`(2, |\mathcal{E}|)` (or a ``torch.sparse`` / ``SparseTensor`` ``adj_t``
+          :math:`(|\mathcal{V}|, |\mathcal{V}|)`), edge weights :math:`(|\mathcal{E}|)`
+          *(optional)*
         - **output:** node features :math:`(|\mathcal{V}|, *)`
     """
 
-    def __init__(self, hops: Union[int, float] = 10, coeffs: Union[str, Tensor] = "ppr",
-                 alpha: float = 0.1, r: Optional[float] = None, t: float = 1.0,
-                 normalize: str = "sym", add_self_loops: bool = True, learnable: bool = False,
+    def __init__(self, K: Union[int, float] = 10, alpha: Optional[float] = None,
+                 dropout: float = 0.0, cached: bool = False, add_self_loops: bool = True,
+                 normalize: Union[bool, str] = True, *, coeffs: Union[str, Tensor] = "ppr",
+                 r: Optional[float] = None, t: Optional[float] = None, learnable: bool = False,
                  tol: float = 1e-6, max_iter: int = 1000) -> None:
         super().__init__()
-        self.hops, self.alpha, self.r, self.t = hops, alpha, r, t
-        self.normalize, self.add_self_loops = normalize, add_self_loops
+        _check_hops(K)
+        alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
+        _check_dropout(dropout, K)
+        if isinstance(normalize, bool):
+            mode = "sym" if normalize else "none"
+        elif normalize in NORMALIZATIONS:
+            mode = normalize
+        else:
+            raise ValueError(f"normalize must be a bool or one of {NORMALIZATIONS}, "
+                             f"got {normalize!r}")
+        self.K, self.alpha, self.r, self.t, self.dropout = K, alpha, r, t, dropout
+        self.cached, self.add_self_loops, self.normalize = cached, add_self_loops, normalize
+        self._mode = mode
         self.learnable, self.tol, self.max_iter = learnable, tol, max_iter
         self.kind = coeffs if isinstance(coeffs, str) else "tensor"
-        if hops == math.inf:
+        self._cached_graph: Optional[DiffusionGraph] = None
+        if K == math.inf:
             if learnable or isinstance(coeffs, Tensor):
                 raise ValueError("learnable or tensor coefficients need a finite number of hops")
             if coeffs in ("uniform", "power"):
                 raise ValueError(f"coeffs={coeffs!r} has no infinite-hop limit")
-            coefficients(coeffs, 0, r=r if r is not None else 1.0, alpha=alpha, t=t)  # validate
             self.register_buffer("theta", None)
-            self._init = None
             return
-        needs_r = isinstance(coeffs, str) and coeffs in ("katz", "inffs") and r is None
-        if needs_r and learnable:
+        if isinstance(coeffs, Tensor):
+            coeffs = coefficients(coeffs, int(K)).detach().clone()  # checks its length
+        elif learnable and coeffs in ("katz", "inffs") and r is None:
             raise ValueError("learnable katz coefficients need an explicit r")
-        init = None if needs_r else coefficients(coeffs, hops, r=r, alpha=alpha, t=t)
-        self._init = None if init is None else init.detach().clone()  # kept in float64
         if learnable:
-            self.theta = torch.nn.Parameter(self._init.to(torch.get_default_dtype()))
+            init = self._initial_theta(coeffs)
+            self.theta = torch.nn.Parameter(init.to(torch.get_default_dtype()))
+            if isinstance(coeffs, Tensor):  # what reset_parameters restores
+                self.register_buffer("theta_init", coeffs)
         else:  # named families are recomputed in float64 and cast to the input's dtype
             self.register_buffer("theta", coeffs if isinstance(coeffs, Tensor) else None)
 
-    def reset_parameters(self) -> None:
-        """Reset learnable coefficients to their initial family (exactly, in their dtype)."""
-        if self.learnable:
-            with torch.no_grad():
-                self.theta.copy_(self._init)
+    def _initial_theta(self, coeffs: Union[str, Tensor]) -> Tensor:
+        if isinstance(coeffs, Tensor):
+            return coeffs
+        return coefficients(coeffs, int(self.K), alpha=self.alpha, r=self.r, t=self.t)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
-        """Diffuse ``x`` over ``edge_index`` (see the class docstring)."""
+    def reset_parameters(self) -> None:
+        """Clear the cached graph and reset learnable coefficients to their initial family
+        (recomputed in float64, then cast to the parameter's dtype)."""
+        self._cached_graph = None
+        if self.learnable:
+            init = self._initial_theta(self.theta_init if self.kind == "tensor" else self.kind)
+            with torch.no_grad():
+                self.theta.copy_(init)
+
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None
+                ) -> Tensor:
+        """Diffuse ``x`` over the graph ``edge_index`` (an ``edge_index``, ``EdgeIndex``,
+        ``torch.sparse`` or ``SparseTensor`` ``adj_t``) with optional ``edge_weight``."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 1 or not x.is_floating_point():
+            raise ValueError(f"x must be a floating tensor [N, ...], got {x.dtype} "
+                             f"{tuple(x.shape)}")
+        graph = self._cached_graph
+        if graph is None:
+            graph = DiffusionGraph.from_graph(
+                edge_index, edge_weight, x.size(0), dtype=x.dtype, normalize=self._mode,
+                add_self_loops=self.add_self_loops and self._mode != "none")
+            if self.cached:
+                self._cached_graph = graph
         coeffs = self.kind if self.theta is None else self.theta
-        return diffuse(x, edge_index, edge_weight, hops=self.hops, coeffs=coeffs, r=self.r,
-                       alpha=self.alpha, t=self.t, normalize=self.normalize,
-                       add_self_loops=self.add_self_loops, tol=self.tol, max_iter=self.max_iter)
+        return graph.diffuse(x, hops=self.K, coeffs=coeffs, r=self.r, alpha=self.alpha,
+                             t=self.t, dropout=self.dropout if self.training else 0.0,
+                             tol=self.tol, max_iter=self.max_iter)
 
     def __repr__(self) -> str:
-        extra = f", alpha={self.alpha}" if self.kind == "ppr" else ""
+        k = "inf" if self.K == math.inf else self.K
+        if self.kind == "ppr":
+            extra = f", alpha={self.alpha}"
+        else:
+            param = {"katz": "r", "inffs": "r", "heat": "t"}.get(self.kind)
+            extra = f", coeffs={self.kind!r}"
+            extra += f", {param}={getattr(self, param)}" if param else ""
         extra += ", learnable=True" if self.learnable else ""
-        return f"{self.__class__.__name__}(hops={self.hops}, coeffs={self.kind!r}{extra})"
+        return f"{self.__class__.__name__}(K={k}{extra})"
