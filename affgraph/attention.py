@@ -440,6 +440,8 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
             weights = (edge_index, to_user_order(csr, exact).to(q.dtype))
 
     solve = dict(tol=tol, max_iter=max_iter)
+    if hops == math.inf:  # the iterative solve's data-dependent loop runs eagerly when compiled
+        propagate = torch.compiler.disable(propagate)
     if first is None:
         out = propagate(apply_s, v, hops=hops, coeffs=coeffs, rho=1.0, **options, **solve)
     elif hops != math.inf:  # theta_0 V + sum_{k>=1} theta_k S^(k-1) H
