@@ -6,22 +6,23 @@ Clift et al. 2019, "Logic and the 2-Simplicial Transformer"; Roy et al. 2025, "F
 trilinear and the message of a pair is the elementwise product of two values; one hop.
 
 Every support here is a product of two contiguous index ranges ``J(i) x L(i)`` inside the graph
-of ``i`` (all pairs, causal, or a sliding window). For a sliding window the keys of query ``i``
-are rows ``i - w + 1 .. i + w - 1`` of the zero-padded key tensor, so a block of ``B``
-consecutive queries reads them as a strided ``unfold`` view ``[B, H, D, W]`` (no gather, no
-Python loop over positions); causal all pairs are the causal window of the longest graph; other
-all-pair supports are gathered from ``[lo(i), lo(i) + width)``.
+of ``i`` (all pairs, causal, or a sliding window ``|i - j| <= w``, the convention of
+:mod:`affgraph.supports`). For a sliding window the keys of query ``i`` are rows ``i - w .. i + w``
+(``i - w .. i`` if causal) of the key tensor padded with ``w`` zero rows, so a block of ``B``
+consecutive queries reads them as a strided ``unfold`` view ``[B, H, D, W]`` with ``W = 2w + 1``
+(``w + 1``) keys, no gather and no Python loop over positions; causal all pairs are the causal
+window of the longest graph; other all-pair supports are gathered from ``[lo(i), lo(i) + W)``.
 Keys outside the support get an additive ``-inf`` (only in blocks that have any). Per block the
 logits are two batched matmuls, ``a[b, :, t, u] = k1_{j_t}^T (q_b * k2_{l_u}) / sqrt(D)`` (the
 narrower window, ``w2 <= w1``, carries ``q``; the form is symmetric, so the caller swaps), and
 the output is ``o_b = sum_u v2_{l_u} * (sum_t p[b, t, u] v1_{j_t}) / s_b``. The logits are never
 materialised beyond one ``[B, H, C, W2]`` block: an online softmax runs over chunks of ``C``
 keys ``j`` (as flash attention does over keys), and the backward pass recomputes each block
-from the saved log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block. On the CPU a block
-holds about ``CPU_TILE_ELEMENTS`` logits (cache-sized tiles; ``block_elements`` stays the hard
-bound). All-pair supports over graphs of
-equal size whose whole ``[B, H, L, L, L]`` logits fit in one block (short sequences in a batch)
-take a dense ``einsum`` path with plain autograd instead.
+from the saved log-sum-exp, so memory is ``O(N (w1 + w2) D)`` plus one block (a window wider
+than the longest graph is clamped to it first). On the CPU a block holds about
+``CPU_TILE_ELEMENTS`` logits (cache-sized tiles; ``block_elements`` stays the hard bound).
+All-pair supports over graphs of equal size whose whole ``[B, H, L, L, L]`` logits fit in one
+block (short sequences in a batch) take a dense ``einsum`` path with plain autograd instead.
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class _Plan(NamedTuple):
 
 def _ranges(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
             device: torch.device) -> Tuple[Tensor, Tensor]:
-    """First index and length of the contiguous key range of every query."""
+    """First index and length of the contiguous key range of every query: its graph, cut to
+    ``|i - j| <= w`` (``w`` not ``None``) and to ``j <= i`` (``causal``)."""
     i = torch.arange(n, device=device)
     if batch is None:
         start = torch.zeros(n, dtype=torch.long, device=device)
@@ -74,11 +76,11 @@ def _ranges(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
         counts = torch.bincount(b)
         ptr = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         start, end = ptr[b], ptr[b + 1] - 1
-    lo = start if w is None else torch.maximum(start, i - w + 1)
+    lo = start if w is None else torch.maximum(start, i - w)
     if causal:
         hi = i
     else:
-        hi = end if w is None else torch.minimum(end, i + w - 1)
+        hi = end if w is None else torch.minimum(end, i + w)
     return lo, hi - lo + 1
 
 
@@ -87,9 +89,9 @@ def _side(n: int, batch: Optional[Tensor], w: Optional[int], causal: bool,
     lo, cnt = _ranges(n, batch, w, causal, device)
     if w is None:
         return _Side(-1, 0, int(cnt.max()), lo, torch.zeros_like(lo), cnt)
-    base = torch.arange(n, device=device) - (w - 1)  # key t = 0 of query i is row i - (w - 1)
-    width = w if causal else 2 * w - 1
-    return _Side(w - 1, 0 if causal else w - 1, width, lo, lo - base, cnt)
+    base = torch.arange(n, device=device) - w  # key t = 0 of query i is row i - w
+    width = w + 1 if causal else 2 * w + 1
+    return _Side(w, 0 if causal else w, width, lo, lo - base, cnt)
 
 
 def _available_bytes(device: torch.device) -> int:
@@ -116,7 +118,8 @@ def _plan(q: Tensor, v: Tensor, batch: Optional[Tensor], window: Optional[Tuple[
     row = h * width2  # logits of one query and one key j
     if row > block_elements:
         raise ValueError(
-            f"simplicial_attention cannot fit: one query row needs heads * w2 = {row} logits, "
+            f"simplicial_attention cannot fit: one query row needs heads x (keys l) = {row} "
+            f"logits, "
             f"more than block_elements={block_elements}; use a smaller window or fewer heads "
             f"(or raise block_elements)")
     # speed: on the CPU a tile of CPU_TILE_ELEMENTS logits (cache-sized); memory: at most
@@ -176,7 +179,8 @@ def _bias(side: _Side, b0: int, b1: int, c0: int, c: int, dtype: torch.dtype) ->
     t = c0 + torch.arange(c, device=side.lo.device)
     skip, cnt = side.skip[b0:b1, None], side.cnt[b0:b1, None]
     inside = (t >= skip) & (t < skip + cnt)
-    return torch.zeros(inside.shape, dtype=dtype, device=inside.device).masked_fill_(~inside, -math.inf)
+    bias = torch.zeros(inside.shape, dtype=dtype, device=inside.device)
+    return bias.masked_fill_(~inside, -math.inf)
 
 
 def _scatter(grad_src: Tensor, g: Tensor, side: _Side, b0: int, b1: int, c0: int) -> None:
@@ -316,7 +320,8 @@ class _SimplicialAttention(torch.autograd.Function):
 
 
 def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
-                     batch: Optional[Tensor], causal: bool, block_elements: int) -> Optional[Tensor]:
+                     batch: Optional[Tensor], causal: bool,
+                     block_elements: int) -> Optional[Tensor]:
     """All pairs of ``B`` graphs of equal size ``L`` as one ``[B, H, L, L, L]`` block (plain
     autograd), when that block fits in ``block_elements``; else ``None``."""
     n, h, d = q.shape
@@ -348,6 +353,7 @@ def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
 
 
 def _check_window(window) -> Optional[Tuple[int, int]]:
+    """``window`` as a pair of non-negative ints ``(w1, w2)``, or ``None``."""
     if window is None:
         return None
     if not isinstance(window, (tuple, list)) or len(window) != 2:
@@ -356,8 +362,8 @@ def _check_window(window) -> Optional[Tuple[int, int]]:
     for name, w in (("w1", w1), ("w2", w2)):
         if isinstance(w, bool) or not isinstance(w, int):
             raise TypeError(f"window {name} must be an int, got {type(w).__name__}")
-        if w < 1:
-            raise ValueError(f"window {name} must be >= 1, got {w}")
+        if w < 0:
+            raise ValueError(f"window {name} must be >= 0, got {w}")
     return int(w1), int(w2)
 
 
@@ -374,9 +380,12 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
 
     per head, with the support :math:`S(i) = J(i) \times L(i)` inside the graph of :math:`i`:
     all pairs (``window=None``, ``causal=False``); :math:`j, l \le i` (``causal=True``); the
-    sliding window ``window=(w1, w2)`` of Roy et al.: :math:`|i - j| < w_1,\ |i - l| < w_2`, or
-    with ``causal=True`` :math:`i - w_1 < j \le i,\ i - w_2 < l \le i`. The cost is
-    :math:`O(N w_1 w_2 H D)`; memory is :math:`O(N (w_1 + w_2) H D)` plus one block of
+    sliding window ``window=(w1, w2)``: :math:`|i - j| \le w_1,\ |i - l| \le w_2`, or with
+    ``causal=True`` :math:`i - w_1 \le j \le i,\ i - w_2 \le l \le i` -- the convention of
+    ``attention(..., window=w)``. ``w = 0`` keeps only the position itself; a window wider than
+    the sequence is clamped to it. (Roy et al. write the causal window as
+    :math:`i - w < j \le i`, ``w`` keys; theirs ``(w1, w2)`` is ours ``(w1 - 1, w2 - 1)``.) The
+    cost is :math:`O(N w_1 w_2 H D)`; memory is :math:`O(N (w_1 + w_2) H D)` plus one block of
     ``block_elements`` logits (online softmax over key chunks; the backward pass recomputes the
     blocks). A row with an empty support (impossible for the supports above, which contain
     :math:`(i, i)`) gives zeros.
@@ -384,7 +393,8 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
     Args:
         q, k1, k2 (Tensor): queries and the two keys, ``[N, H, D]`` (or ``[N, D]`` for one head).
         v1, v2 (Tensor): the two values, ``[N, H, Dv]`` (or ``[N, Dv]``).
-        window (tuple[int, int], optional): ``(w1, w2)`` sliding window (default: all pairs).
+        window (tuple[int, int], optional): ``(w1, w2)``, non-negative half-widths of the
+            sliding window (default: all pairs).
         causal (bool, optional): only keys at positions ``<= i`` (default: ``False``).
         batch (Tensor, optional): sorted PyG graph-assignment vector ``[N]``; supports never
             cross graphs (default: one graph).
@@ -410,7 +420,8 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
         if t.dtype != q.dtype or t.device != q.device:
-            raise TypeError(f"{name} has dtype/device {t.dtype}/{t.device}, q has {q.dtype}/{q.device}")
+            raise TypeError(f"{name} has dtype/device {t.dtype}/{t.device}, "
+                            f"q has {q.dtype}/{q.device}")
     if ndim == 2:
         q, k1, k2, v1, v2 = (t.unsqueeze(1) for t in (q, k1, k2, v1, v2))
     n, h, d = q.shape
@@ -420,7 +431,8 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
         raise ValueError("q has zero feature dimension")
     for name, t in (("k1", k1), ("k2", k2)):
         if t.shape != q.shape:
-            raise ValueError(f"{name} must have the shape of q {tuple(q.shape)}, got {tuple(t.shape)}")
+            raise ValueError(f"{name} must have the shape of q {tuple(q.shape)}, "
+                             f"got {tuple(t.shape)}")
     if v1.shape[:2] != (n, h) or v2.shape != v1.shape:
         raise ValueError(f"v1 and v2 must have shape [{n}, {h}, Dv] (the same), got "
                          f"{tuple(v1.shape)} and {tuple(v2.shape)}")
@@ -430,9 +442,14 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
             raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
         check_batch(batch, n)
         batch = batch.to(q.device)
+    if window is not None:  # |i - j| <= size - 1 covers a whole graph: never pad wider
+        size = n if batch is None else int(torch.bincount(batch.long()).max())
+        window = (min(window[0], size - 1), min(window[1], size - 1))
     if block_elements is None:
-        block_elements = DEFAULT_BLOCK_ELEMENTS if q.device.type == "cpu" else DEFAULT_BLOCK_ELEMENTS_GPU
-    if isinstance(block_elements, bool) or not isinstance(block_elements, int) or block_elements < 1:
+        cpu = q.device.type == "cpu"
+        block_elements = DEFAULT_BLOCK_ELEMENTS if cpu else DEFAULT_BLOCK_ELEMENTS_GPU
+    if (isinstance(block_elements, bool) or not isinstance(block_elements, int)
+            or block_elements < 1):
         raise ValueError(f"block_elements must be a positive int, got {block_elements!r}")
     out = None
     if window is None:  # equal-size graphs whose whole logits fit in one block: dense einsum
@@ -440,7 +457,7 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
     if out is None:
         if window is None and causal:  # causal all pairs = the causal window of the longest graph
             size = n if batch is None else int(torch.bincount(batch.long()).max())
-            window = (size, size)
+            window = (size - 1, size - 1)
         if window is not None and window[1] > window[0]:
             # the form is symmetric in (k1, v1, w1) <-> (k2, v2, w2); the kernel wants w2 <= w1
             k1, k2, v1, v2, window = k2, k1, v2, v1, (window[1], window[0])

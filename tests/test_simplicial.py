@@ -7,23 +7,26 @@ import torch.nn.functional as F
 from affgraph.functional import simplicial_attention
 
 
+def pair_mask(n, w=None, causal=False, batch=None):
+    """[i, j] True iff j may pair with i: same graph, |i - j| <= w, and j <= i if causal."""
+    i = torch.arange(n)[:, None]
+    j = torch.arange(n)[None, :]
+    b = torch.zeros(n, dtype=torch.long) if batch is None else batch
+    m = b[:, None] == b[None, :]
+    if w is not None:
+        m = m & ((i - j).abs() <= w)
+    if causal:
+        m = m & (j <= i)
+    return m
+
+
 def reference(q, k1, k2, v1, v2, window=None, causal=False, batch=None):
     """Full float64 trilinear form with an explicit [N, N, N] support mask (the oracle)."""
     n, h, d = q.shape
-    pos = torch.arange(n)
-    b = torch.zeros(n, dtype=torch.long) if batch is None else batch
-    same = b[:, None] == b[None, :]
-
-    def pair_mask(w):
-        m = same.clone()
-        if causal:
-            m &= pos[None, :] <= pos[:, None]
-        if w is not None:
-            m &= (pos[None, :] > pos[:, None] - w) if causal else ((pos[None, :] - pos[:, None]).abs() < w)
-        return m
 
     w1, w2 = (None, None) if window is None else window
-    mask = pair_mask(w1)[:, :, None] & pair_mask(w2)[:, None, :]  # (i, j, l)
+    mask = (pair_mask(n, w1, causal, batch)[:, :, None]
+            & pair_mask(n, w2, causal, batch)[:, None, :])  # (i, j, l)
     logits = torch.einsum("ihd,jhd,lhd->hijl", q, k1, k2) / math.sqrt(d)
     logits = logits.masked_fill(~mask, -math.inf)
     s = logits.reshape(h, n, -1).softmax(-1).reshape(logits.shape)
@@ -43,6 +46,8 @@ CASES = [
     dict(window=(3, 2)),
     dict(window=(3, 2), causal=True),
     dict(window=(2, 5)),
+    dict(window=(0, 2)),
+    dict(window=(2, 0), causal=True),
     dict(batch=BATCH),
     dict(batch=BATCH, causal=True),
     dict(batch=BATCH, window=(4, 2)),
@@ -57,6 +62,79 @@ def test_matches_float64_einsum(kw, block_elements):
     out = simplicial_attention(*xs, block_elements=block_elements, **kw)
     torch.testing.assert_close(out, reference(*xs, **kw), atol=1e-12, rtol=1e-12)
 
+
+
+# w = 0 (the item itself), 1, N - 1 and N for the whole sequence (N = 11), 10**6 (clamped);
+# BATCH's graphs have 4 and 7 items, so N - 1 already covers both
+WIDTHS = [0, 1, 10, 11, 10**6]
+
+
+@pytest.mark.parametrize("w", WIDTHS)
+@pytest.mark.parametrize("form", ["both", "first", "second"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("batch", [None, BATCH])
+def test_window_convention_matches_dense_mask(w, form, causal, batch):
+    # window=(w1, w2) means |i - j| <= w1 and |i - l| <= w2 (causal: i - w <= j, l <= i), as
+    # attention's window=w; the oracle is the float64 [N, N, N] form with that mask built by hand
+    window = {"both": (w, w), "first": (w, 2), "second": (1, w)}[form]
+    xs = inputs()
+    out = simplicial_attention(*xs, window=window, causal=causal, batch=batch)
+    ref = reference(*xs, window=window, causal=causal, batch=batch)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("w1,w2", [(0, 0), (1, 3), (2, 1), (4, 10**6)])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("batch", [None, BATCH])
+def test_uniform_logits_average_over_the_window(w1, w2, causal, batch):
+    # q = 0: every pair of the support has weight 1 / (|J(i)| |L(i)|), so with v1_j = j and
+    # v2 = 1 the output is the mean position of J(i), with v1 = 1 and v2_l = l that of L(i);
+    # the ranges are written out by hand from the graph bounds
+    n = 11
+    graph = [0] * n if batch is None else batch.tolist()
+    pos = torch.arange(n, dtype=torch.float64).view(n, 1, 1)
+    z, one = torch.zeros(n, 1, 1, dtype=torch.float64), torch.ones(n, 1, 1, dtype=torch.float64)
+    out1 = simplicial_attention(z, z, z, pos, one, window=(w1, w2), causal=causal, batch=batch)
+    out2 = simplicial_attention(z, z, z, one, pos, window=(w1, w2), causal=causal, batch=batch)
+    for i in range(n):
+        first = graph.index(graph[i])
+        last = n - 1 - graph[::-1].index(graph[i])
+        for w, out in ((w1, out1), (w2, out2)):
+            keys = range(max(first, i - w), (i if causal else min(last, i + w)) + 1)
+            assert out[i, 0, 0].item() == pytest.approx(sum(keys) / len(keys), abs=1e-12)
+
+
+def test_wide_windows_are_clamped_to_the_sequence():
+    # a window of 10**9 is all pairs: the same output as window=None (and as w = N - 1), computed
+    # with the padding of w = N - 1 -- block_elements of one query row of that clamped window
+    # (2 heads x 21 keys) is enough; unclamped, one row would need 2 x (2 * 10**9 + 1) logits
+    xs = inputs()
+    for causal in (False, True):
+        ref = simplicial_attention(*xs, causal=causal)
+        for window in ((10**9, 10**9), (10, 10**9)):
+            out = simplicial_attention(*xs, window=window, causal=causal, block_elements=2 * 21)
+            torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+    out = simplicial_attention(*xs, window=(10**9, 3), batch=BATCH, block_elements=2 * 13)
+    torch.testing.assert_close(out, reference(*xs, window=(6, 3), batch=BATCH),
+                               atol=1e-12, rtol=1e-12)  # clamped to the longest graph, 7 items
+
+
+@pytest.mark.parametrize("w1", [0, 1, 3, 10])
+@pytest.mark.parametrize("causal", [False, True])
+def test_window_one_hop_reduction_is_attention_with_the_same_window(w1, causal):
+    # k2 = 1, v2 = c: the l-sum is uniform, so window (w1, w2) gives c * attention over
+    # |i - j| <= w1 -- the same window convention as affgraph's attention and SDPA with that mask
+    from affgraph.functional import attention
+
+    q, k1, _, v1, _ = inputs()
+    k2, v2 = torch.ones_like(q), torch.full_like(v1, 2.5)
+    out = simplicial_attention(q, k1, k2, v1, v2, window=(w1, 2), causal=causal)
+    mask = pair_mask(11, w1, causal)
+    sdpa = F.scaled_dot_product_attention(q.transpose(0, 1), k1.transpose(0, 1),
+                                          v1.transpose(0, 1), attn_mask=mask)
+    torch.testing.assert_close(out, 2.5 * sdpa.transpose(0, 1), atol=1e-12, rtol=1e-12)
+    ours = attention(q, k1, v1, window=w1, causal=causal)
+    torch.testing.assert_close(out, 2.5 * ours, atol=1e-12, rtol=1e-12)
 
 def test_single_head_2d_and_float32():
     xs = inputs(h=1, dtype=torch.float32)
@@ -119,10 +197,10 @@ def test_gradients_match_reference_autograd():
 
 @pytest.mark.parametrize("block_elements", [1 << 21, 22])
 def test_smallest_supports_and_empty_graphs_are_finite(block_elements):
-    # window (1, 1), or a graph of one node: the only pair of i is (i, i), so o_i = v1_i * v2_i
+    # window (0, 0), or a graph of one node: the only pair of i is (i, i), so o_i = v1_i * v2_i
     xs = inputs(grad=True)
     single = torch.arange(11)
-    for kw in (dict(window=(1, 1)), dict(window=(1, 1), causal=True), dict(batch=single),
+    for kw in (dict(window=(0, 0)), dict(window=(0, 0), causal=True), dict(batch=single),
                dict(batch=single, causal=True)):
         out = simplicial_attention(*xs, block_elements=block_elements, **kw)
         torch.testing.assert_close(out, xs[3] * xs[4], atol=1e-12, rtol=1e-12)
@@ -139,8 +217,8 @@ def test_smallest_supports_and_empty_graphs_are_finite(block_elements):
 def test_deterministic_and_no_nan_for_large_logits():
     xs = inputs(dtype=torch.float32)
     xs[0] = xs[0] * 1e3  # huge logits: the online softmax must not overflow
-    a = simplicial_attention(*xs, window=(3, 3), block_elements=12)
-    b = simplicial_attention(*xs, window=(3, 3), block_elements=12)
+    a = simplicial_attention(*xs, window=(2, 2), block_elements=12)
+    b = simplicial_attention(*xs, window=(2, 2), block_elements=12)
     assert torch.isfinite(a).all()
     assert torch.equal(a, b)
 
@@ -170,8 +248,10 @@ def test_bad_input():
         simplicial_attention(bad, *xs[1:])
     with pytest.raises(ValueError, match="empty"):
         simplicial_attention(*(x[:0] for x in xs))
-    with pytest.raises(ValueError, match=">= 1"):
-        simplicial_attention(*xs, window=(0, 2))
+    with pytest.raises(ValueError, match="w1 must be >= 0"):
+        simplicial_attention(*xs, window=(-1, 2))
+    with pytest.raises(TypeError, match="w2 must be an int"):
+        simplicial_attention(*xs, window=(1, 2.0))
     with pytest.raises(TypeError, match="pair"):
         simplicial_attention(*xs, window=3)
     with pytest.raises(ValueError, match="sorted"):
