@@ -2,6 +2,9 @@
 
 Scripts import it as ``from _common import ...`` (the scripts folder is on ``sys.path`` when a
 script runs; tests add it explicitly).
+
+Every benchmark table uses one ratio direction, ours / theirs (:func:`ratio`), and one "met"
+rule, each ratio within its limit (:func:`met`): the case's target, else 1.0.
 """
 from __future__ import annotations
 
