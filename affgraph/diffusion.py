@@ -858,8 +858,8 @@ def katz_lanczos(apply_A: ApplyA, b: Tensor, *, r_frac: float, hops: Union[int, 
         ``(y, lam)``.
     """
     if not (0.0 < r_frac < 1.0):
-        raise ValueError(f"r = {r_frac!r} must lie in (0, 1) as a fraction of 1/lambda_max(A): "
-                         "at or above 1 the series diverges")
+        raise ValueError(f"r_frac = {r_frac!r} must lie in (0, 1) (the decay as a fraction of "
+                         "1/lambda_max(A)): at or above 1 the series diverges")
     beta0 = float(b.norm())
     if beta0 == 0:
         raise ValueError("the start vector is zero")

@@ -395,7 +395,7 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 # ----------------------------------------------------------------------------------------------
 
 def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
-                 alpha: Union[float, Sequence[float]] = 0.5, r: float = 0.9,
+                 alpha: Union[float, Sequence[float]] = 0.5, r_frac: float = 0.9,
                  hops: Union[int, float, Sequence[Union[int, float]]] = math.inf,
                  knn: Optional[int] = None, variant: str = "paper",
                  max_dense_bytes: int = 2 ** 30, block: int = 4096,
@@ -403,16 +403,18 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     r"""Inf-FS feature scores (higher = more relevant).
 
     .. math::
-        \mathbf{s} = \sum_{k=1}^{K} (r/\rho)^k A^k \mathbf{1}
-        \ \xrightarrow{K \to \infty}\ \big((I - \tfrac{r}{\rho} A)^{-1} - I\big)\mathbf{1}
+        \mathbf{s} = \sum_{k=1}^{K} r^k A^k \mathbf{1}
+        \ \xrightarrow{K \to \infty}\ \big((I - r A)^{-1} - I\big)\mathbf{1}, \qquad
+        r = r_{\text{frac}} / \rho,
 
-    with :math:`A` from :func:`feature_affinity` and :math:`r \in (0, 1)` a fraction of
-    :math:`1/\rho`: for ``"paper"`` and ``"fslib"`` :math:`\rho` is the largest eigenvalue of
+    with :math:`A` from :func:`feature_affinity` and the decay :math:`r` given as the
+    fraction :math:`r_{\text{frac}} \in (0, 1)` of :math:`1/\rho` (the absolute decay ``r`` of
+    :func:`affgraph.diffusion.diffuse` is :math:`r_{\text{frac}}/\rho`): for ``"paper"`` and ``"fslib"`` :math:`\rho` is the largest eigenvalue of
     :math:`A` (the Perron root; ``PyIFS`` uses ``max(eigvals(A))``), found by the same Lanczos
     run that solves the system (:func:`affgraph.diffusion.katz_lanczos`); for ``"u2020"``
     :math:`A` is first divided by its largest row sum :math:`\rho` plus
-    :math:`\epsilon = 5\cdot10^{-6} n` and the decay is :math:`r/\rho` (the 2020 code uses
-    :math:`r = 1 - \epsilon`; its scores add 1 to ours, which changes no ranking).
+    :math:`\epsilon = 5\cdot10^{-6} n` and the decay is :math:`r_{\text{frac}}/\rho` (the 2020
+    code uses :math:`r_{\text{frac}} = 1 - \epsilon`; its scores add 1 to ours, which changes no ranking).
 
     ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); a sequence of hop
     counts gives one row of scores per entry from one build of the affinity (each row equal to
@@ -434,7 +436,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         X (array or Tensor): ``[m, n]`` samples x features, finite, :math:`m, n \ge 2`.
         y (array, optional): ``[m]`` labels (supervised variants).
         alpha (float or 3 floats): mixing weight(s). (default: ``0.5``)
-        r (float): the decay as a fraction of :math:`1/\rho`, in (0, 1). (default: ``0.9``)
+        r_frac (float): the decay as a fraction of :math:`1/\rho`, in (0, 1).
+            (default: ``0.9``)
         hops (int, float or sequence): :math:`K \ge 1` or ``math.inf``, or a sequence of
             them. (default: ``math.inf``)
         knn (int, optional): keep the ``knn`` strongest affinities per feature.
@@ -455,9 +458,10 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         if isinstance(h, bool) or not (h == math.inf
                                        or (isinstance(h, numbers.Integral) and h >= 1)):
             raise ValueError(f"hops must be an int >= 1 or math.inf, got {h!r}")
-    if not isinstance(r, (int, float)) or not 0.0 < r < 1.0:
-        raise ValueError(f"r = {r!r} must lie in (0, 1): it is a fraction of 1/rho(A), and at "
-                         "or above 1/rho(A) the series diverges")
+    if isinstance(r_frac, bool) or not isinstance(r_frac, (int, float)) or \
+            not 0.0 < r_frac < 1.0:
+        raise ValueError(f"r_frac = {r_frac!r} must lie in (0, 1): it is the decay as a fraction "
+                         "of 1/rho(A), and at or above 1/rho(A) the series diverges")
     if knn is not None and (isinstance(knn, bool) or not isinstance(knn, numbers.Integral)
                             or knn < 1):
         raise ValueError(f"knn must be a positive int, got {knn!r}")
@@ -470,32 +474,34 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             if variant == "u2020":
                 rowmax = float(torch.zeros(n, dtype=torch.float64).index_add_(0, ei[1], w).max())
                 op = sparse_operator(ei, w, n)
-                out = [_u2020(op, rowmax, n, r, h, A.symmetric, tol) for h in hop_list]
+                out = [_u2020(op, rowmax, n, r_frac, h, A.symmetric, tol) for h in hop_list]
             else:
                 rho = spectral_radius(ei, w, n, symmetric=A.symmetric)
                 if rho == 0:
                     raise ValueError("the kNN feature graph has no edges (rho(A) = 0)")
-                out = [diffuse(ones, ei, w, hops=h, coeffs="katz", r=r / rho, tol=tol)
+                out = [diffuse(ones, ei, w, hops=h, coeffs="katz", r=r_frac / rho, tol=tol)
                        for h in hop_list]
         else:
             if A.c_abs and 8 * n * n <= max_dense_bytes:  # only |Z^T Z| costs O(n^2 m)/product
                 A.dense()
             if variant == "u2020":
                 rowmax = float(A.matvec(ones).max())
-                out = [_u2020(A.matvec, rowmax, n, r, h, A.symmetric, tol) for h in hop_list]
+                out = [_u2020(A.matvec, rowmax, n, r_frac, h, A.symmetric, tol)
+                       for h in hop_list]
             else:
-                out = [katz_lanczos(A.matvec, ones, r_frac=r, hops=h, tol=tol)[0]
+                out = [katz_lanczos(A.matvec, ones, r_frac=r_frac, hops=h, tol=tol)[0]
                        for h in hop_list]
     return torch.stack(out) if many else out[0]
 
 
-def _u2020(apply_A, rowmax: float, n: int, r: float, hops, symmetric: bool, tol: float) -> Tensor:
+def _u2020(apply_A, rowmax: float, n: int, r_frac: float, hops, symmetric: bool,
+           tol: float) -> Tensor:
     if rowmax <= 0:
         raise ValueError("the feature graph has no edges (all affinities are 0)")
     eps = 5e-6 * n
     scale = 1.0 / (rowmax + eps)  # substochastic rescaling: rho(scale * A) < 1
     return propagate(lambda v: scale * apply_A(v), torch.ones(n, dtype=torch.float64),
-                     hops=hops, coeffs="katz", r=r / rowmax, rho=rowmax * scale,
+                     hops=hops, coeffs="katz", r=r_frac / rowmax, rho=rowmax * scale,
                      symmetric=symmetric, tol=tol)
 
 

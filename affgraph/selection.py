@@ -20,8 +20,8 @@ class InfFS(SelectorMixin, BaseEstimator):
     Ranks features by their Katz centrality in a feature-affinity graph,
 
     .. math::
-        \mathbf{s} = \big((I - \tfrac{r}{\rho(A)} A)^{-1} - I\big)\mathbf{1}
-                   = \sum_{k \ge 1} \big(\tfrac{r}{\rho(A)}\big)^k A^k \mathbf{1},
+        \mathbf{s} = \big((I - r A)^{-1} - I\big)\mathbf{1}
+                   = \sum_{k \ge 1} r^k A^k \mathbf{1}, \qquad r = r_{\text{frac}} / \rho(A),
 
     and keeps the ``n_features_to_select`` best; see
     :func:`affgraph.functional.inffs_scores` for the variants and the affinities.
@@ -34,7 +34,8 @@ class InfFS(SelectorMixin, BaseEstimator):
         alpha (float or 3 floats): affinity mixing weight(s); a 3-vector for the supervised
             ``u2020`` graph (mutual information, Fisher score, standard deviation).
             (default: ``0.5``)
-        r (float): the decay as a fraction of :math:`1/\rho(A)`, in (0, 1). (default: ``0.9``)
+        r_frac (float): the decay as a fraction of :math:`1/\rho(A)`, in (0, 1) (the absolute
+            decay is :math:`r = r_{\text{frac}}/\rho(A)`). (default: ``0.9``)
         hops (int or float): truncate the series after K hops (``1`` = degree ranking) or
             ``math.inf``. (default: ``math.inf``)
         knn (int, optional): keep each feature's ``knn`` strongest affinities (symmetrised).
@@ -51,12 +52,12 @@ class InfFS(SelectorMixin, BaseEstimator):
     """
 
     def __init__(self, n_features_to_select: Optional[Union[int, float]] = None, *,
-                 alpha: Union[float, Sequence[float]] = 0.5, r: float = 0.9,
+                 alpha: Union[float, Sequence[float]] = 0.5, r_frac: float = 0.9,
                  hops: Union[int, float] = math.inf, knn: Optional[int] = None,
                  variant: str = "paper", supervised: bool = False) -> None:
         self.n_features_to_select = n_features_to_select
         self.alpha = alpha
-        self.r = r
+        self.r_frac = r_frac
         self.hops = hops
         self.knn = knn
         self.variant = variant
@@ -76,7 +77,8 @@ class InfFS(SelectorMixin, BaseEstimator):
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2,
                               ensure_min_features=2)
-        scores = inffs_scores(X, y if self.supervised else None, alpha=self.alpha, r=self.r,
+        scores = inffs_scores(X, y if self.supervised else None, alpha=self.alpha,
+                              r_frac=self.r_frac,
                               hops=self.hops, knn=self.knn, variant=self.variant).numpy()
         n = scores.shape[0]
         order = np.argsort(-scores, kind="stable")

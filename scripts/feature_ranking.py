@@ -545,7 +545,7 @@ def _agreement(a: np.ndarray, b: np.ndarray, ks: Sequence[int]) -> tuple[float, 
 
 
 def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
-             alpha: float = 0.5, r: float = 0.9, ks: Sequence[int] = (10, 50),
+             alpha: float = 0.5, r_frac: float = 0.9, ks: Sequence[int] = (10, 50),
              progress: bool = True) -> list[dict]:
     r"""Why Inf-FS ranks alike at 1, 2, ... and infinitely many hops, per dataset (all samples).
 
@@ -553,8 +553,8 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
     Perron root) and :math:`\mathbf{1} = \sum_i c_i v_i`, the K-hop score is
 
     .. math::
-        \mathbf{s}_K = \sum_{k=1}^{K} \Big(\frac{r}{\lambda_1}\Big)^k A^k \mathbf{1}
-        = \sum_i c_i v_i \sum_{k=1}^{K} \Big(\frac{r \lambda_i}{\lambda_1}\Big)^k ,
+        \mathbf{s}_K = \sum_{k=1}^{K} \Big(\frac{r_{\text{frac}}}{\lambda_1}\Big)^k A^k \mathbf{1}
+        = \sum_i c_i v_i \sum_{k=1}^{K} \Big(\frac{r_{\text{frac}} \lambda_i}{\lambda_1}\Big)^k ,
 
     so each hop shrinks the non-Perron parts by :math:`\lambda_i / \lambda_1` against the
     Perron part. When :math:`|\lambda_2| / \lambda_1` is small and :math:`\mathbf{1}` is
@@ -588,7 +588,7 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             lam, v1 = _top_eigs(apply, n, lambda: A.dense().numpy())
             row["gap"] = abs(lam[1]) / lam[0]
             row["cos1"] = abs(v1.sum()) / math.sqrt(n)
-            h1, hinf = inffs_scores(X, alpha=alpha, r=r, hops=[1, math.inf]).numpy()
+            h1, hinf = inffs_scores(X, alpha=alpha, r_frac=r_frac, hops=[1, math.inf]).numpy()
             row["tau"], over = _agreement(h1, hinf, ks)
             row.update({f"top{k}": o for k, o in zip(ks, over)})
             row["rho_std"] = float(spearmanr(hinf, X.std(0, ddof=1)).statistic)
@@ -597,7 +597,8 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             K = coo_matrix((w.numpy(), (ei[1].numpy(), ei[0].numpy())), shape=(n, n)).tocsr()
             lam, _ = _top_eigs(lambda v: K @ v, n, lambda: K.toarray())
             row["knn_gap"] = abs(lam[1]) / lam[0]
-            k1, kinf = inffs_scores(X, alpha=alpha, r=r, hops=[1, math.inf], knn=knn).numpy()
+            k1, kinf = inffs_scores(X, alpha=alpha, r_frac=r_frac, hops=[1, math.inf],
+                                    knn=knn).numpy()
             row["knn_tau"], over = _agreement(k1, kinf, ks)
             row.update({f"knn_top{k}": o for k, o in zip(ks, over)})
             s1, sinf = inffs_scores(X, y, variant="u2020", hops=[1, math.inf]).numpy()

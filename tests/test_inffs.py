@@ -56,6 +56,17 @@ def test_paper_matches_closed_form(dense):
     np.testing.assert_array_equal(_rank(ours), _rank(ref))
 
 
+def test_r_frac_is_the_decay_as_a_fraction_of_one_over_rho():
+    """r_frac = 0.6 is the absolute Katz decay r = 0.6 / rho(A) of the dense closed form (the
+    name r is the absolute decay everywhere else, so inffs_scores does not take it)."""
+    X = _data(seed=3)
+    A = _ref_paper_A(X)
+    ref = _closed_form(A, 0.6 / np.linalg.eigvalsh(A).max())
+    np.testing.assert_allclose(inffs_scores(X, r_frac=0.6).numpy(), ref, rtol=1e-8)
+    with pytest.raises(TypeError, match="'r'"):
+        inffs_scores(X, r=0.6)
+
+
 def test_paper_is_katz_centrality_networkx():
     X = _data(seed=1)
     A = _ref_paper_A(X)
@@ -150,7 +161,7 @@ def test_u2020_unsupervised_matches_reference_formulas():
     Ah = A / (rowmax + eps)
     S = np.linalg.inv(np.eye(n) - (1 - eps) / rowmax * Ah)
     weight = S.sum(1)
-    ours = inffs_scores(X, variant="u2020", r=1 - eps).numpy()
+    ours = inffs_scores(X, variant="u2020", r_frac=1 - eps).numpy()
     np.testing.assert_allclose(ours + 1.0, weight, rtol=1e-10)  # the 2020 code keeps I
     counts = np.histogram(weight, int(0.5 * n))[0]
     assert inffs_subset_size(ours) == int((counts > counts.mean()).sum())
@@ -197,7 +208,7 @@ def test_u2020_supervised_matches_loop_reference():
     rowmax = G.sum(1).max()
     eps = 5e-6 * n
     S = np.linalg.inv(np.eye(n) - (1 - eps) / rowmax * G / (rowmax + eps))
-    ours = inffs_scores(X, y, alpha=a, variant="u2020", r=1 - eps).numpy()
+    ours = inffs_scores(X, y, alpha=a, variant="u2020", r_frac=1 - eps).numpy()
     np.testing.assert_allclose(ours + 1.0, S.sum(1), rtol=1e-10)
     assert _rank(ours)[0] in (0, 1, 2)  # an informative feature wins
 
@@ -262,7 +273,7 @@ def test_bad_input_errors():
     with pytest.raises(TypeError, match="numeric"):
         inffs_scores(np.array([["a", "b"], ["c", "d"]]))
     with pytest.raises(ValueError, match="diverges"):
-        inffs_scores(X, r=1.0)
+        inffs_scores(X, r_frac=1.0)
     with pytest.raises(ValueError, match="unknown Inf-FS variant"):
         inffs_scores(X, variant="2015")
     with pytest.raises(ValueError, match="hops"):

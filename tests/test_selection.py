@@ -38,8 +38,8 @@ def _data(seed=0):
 
 def test_scores_ranking_and_support():
     X, _ = _data()
-    sel = InfFS(4, r=0.8).fit(X)
-    ref = inffs_scores(X, r=0.8).numpy()
+    sel = InfFS(4, r_frac=0.8).fit(X)
+    ref = inffs_scores(X, r_frac=0.8).numpy()
     np.testing.assert_array_equal(sel.scores_, ref)
     order = np.argsort(-ref)
     np.testing.assert_array_equal(sel.ranking_[order], np.arange(1, 13))
@@ -48,6 +48,17 @@ def test_scores_ranking_and_support():
     np.testing.assert_array_equal(sel.transform(X), X[:, np.sort(order[:4])])
     assert InfFS().fit(X).n_features_to_select_ == 6  # default: half
     assert InfFS(0.25).fit(X).n_features_to_select_ == 3
+
+
+def test_r_frac_parameter():
+    X, _ = _data()
+    params = InfFS(r_frac=0.7).get_params()
+    assert params["r_frac"] == 0.7 and "r" not in params
+    np.testing.assert_array_equal(InfFS(r_frac=0.7).fit(X).scores_,
+                                  inffs_scores(X, r_frac=0.7).numpy())
+    assert not np.allclose(InfFS(r_frac=0.7).fit(X).scores_, InfFS().fit(X).scores_)
+    with pytest.raises(TypeError, match="'r'"):
+        InfFS(r=0.7)
 
 
 def test_ties_rank_stably():
@@ -89,7 +100,7 @@ def test_errors():
     with pytest.raises(ValueError, match="n_features_to_select"):
         InfFS(1.5).fit(X)
     with pytest.raises(ValueError, match="diverges"):
-        InfFS(r=1.2).fit(X)
+        InfFS(r_frac=1.2).fit(X)
     with pytest.raises(ValueError, match="NaN"):
         InfFS().fit(np.where(X > 2, np.nan, X))
     with pytest.raises(ValueError, match="hops"):
