@@ -12,7 +12,7 @@ Five cases, each timed against its competitor in the same process and seed:
 - ``appnp``: K = 10 diffusion (``AffinityDiffusion``) vs PyG ``APPNP`` on a PubMed-sized graph
   (19,717 nodes, 88,648 directed edges, 500 channels; random, or PubMed itself with
   ``--data-root``). Target <= 1.1x APPNP's time.
-- ``ppr_inf``: the closed form, ``AffinityDiffusion(hops=math.inf)`` (CG solves forward and
+- ``ppr_inf``: the closed form, ``AffinityDiffusion(K=math.inf)`` (CG solves forward and
   backward), vs PyG ``APPNP`` with the K at which its truncated series reaches the same
   tolerance, (1 - alpha)^K <= 1e-6 (K = 132 at alpha = 0.1); forward and backward
   on 64 channels (a hidden layer's width) of the same graph. No target.
@@ -194,7 +194,7 @@ def case_appnp(num_nodes: int, num_edges: int, channels: int, seed: int, repeat:
 
     x, ei, name = _graph(num_nodes, num_edges, channels, seed, data_root)
     x, ei = x.to(device), ei.to(device)
-    ours_layer, ref_layer = AffinityDiffusion(hops=10, alpha=0.1), APPNP(K=10, alpha=0.1)
+    ours_layer, ref_layer = AffinityDiffusion(K=10, alpha=0.1), APPNP(K=10, alpha=0.1)
     with torch.no_grad():
         diff = float((ours_layer(x, ei) - ref_layer(x, ei)).abs().max())
         t_ref = time_call(lambda: ref_layer(x, ei), repeat=repeat, warmup=1, device=device)
@@ -220,7 +220,7 @@ def case_ppr_inf(num_nodes: int, num_edges: int, channels: int, seed: int, repea
     grad = torch.randn(n, channels, generator=g).to(device)
     ei = ei.to(device)
     hops = math.ceil(math.log(tol) / math.log(1.0 - alpha))  # (1 - alpha)^K <= tol
-    ours_layer = AffinityDiffusion(hops=math.inf, alpha=alpha, tol=tol)
+    ours_layer = AffinityDiffusion(K=math.inf, alpha=alpha, tol=tol)
     ref_layer = APPNP(K=hops, alpha=alpha)
 
     def step(layer: torch.nn.Module) -> torch.Tensor:

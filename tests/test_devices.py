@@ -124,8 +124,8 @@ def _dense_simplicial(q, k1, k2, v1, v2, w1, w2):
     q, k1, k2, v1, v2 = (t.double() for t in (q, k1, k2, v1, v2))
     n = q.size(0)
     i = torch.arange(n)
-    m1 = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < w1)  # [i, j]
-    m2 = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < w2)  # [i, l]
+    m1 = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= w1)  # [i, j]: i - w1 <= j <= i
+    m2 = (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] <= w2)  # [i, l]
     a = torch.einsum("ihd,jhd,lhd->hijl", q, k1, k2) / math.sqrt(q.size(-1))
     a = a.masked_fill(~(m1[:, :, None] & m2[:, None, :]), -math.inf)
     s = torch.softmax(a.flatten(2), dim=-1).view_as(a)
@@ -187,7 +187,7 @@ def test_layers_agree_across_devices(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_ppr_closed_form_gradients_on_tiny_and_huge_columns(device):
-    r"""``AffinityDiffusion(hops=inf)`` (PPR, ``sym`` normalisation with self-loops) in float32:
+    r"""``AffinityDiffusion(K=inf)`` (PPR, ``sym`` normalisation with self-loops) in float32:
     the output :math:`\alpha(I-(1-\alpha)\hat A)^{-1}x` and the input gradient
     :math:`\alpha(I-(1-\alpha)\hat A)^{-\top}g` against float64 dense solves, with upstream
     gradient columns scaled by 1e-20 and 1e20 (the float32 CG underflow/overflow cases that
@@ -211,7 +211,7 @@ def test_ppr_closed_form_gradients_on_tiny_and_huge_columns(device):
     ref_grad = alpha * torch.linalg.solve(M.T, g.double())
 
     xd = x.to(device).requires_grad_()
-    out = AffinityDiffusion(hops=math.inf, coeffs="ppr", alpha=alpha)(xd, ei.to(device))
+    out = AffinityDiffusion(math.inf, alpha, coeffs="ppr")(xd, ei.to(device))
     out.backward(g.to(device))
     assert out.device.type == device
     torch.testing.assert_close(out.detach().cpu().double(), ref, atol=1e-5, rtol=1e-5)
