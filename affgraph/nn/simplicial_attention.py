@@ -23,17 +23,20 @@ class SimplicialAttention(torch.nn.Module):
         \mathbf{x}_i, \mathbf{W}_{k_1} \mathbf{x}_j, \mathbf{W}_{k_2} \mathbf{x}_l\rangle}{\sqrt{d}}
 
     per head, with the trilinear form :math:`\langle a, b, c\rangle = \sum_d a_d b_d c_d` and
-    the support :math:`S(i)` of :func:`affgraph.functional.simplicial_attention` (all pairs of
-    the graph of :math:`i`, causal, or a sliding window ``(w1, w2)``). Five projections
-    (query, two keys, two values), as ``TransformerConv`` has three; the support is implicit in
-    the sequence order and ``batch``, so there is no ``edge_index``.
+    the support :math:`S(i)` of :func:`affgraph.functional.simplicial_attention`: all pairs of
+    the graph of :math:`i`, causal (:math:`j, l \le i`), or the sliding window ``(w1, w2)``,
+    :math:`|i - j| \le w_1,\ |i - l| \le w_2` (the convention of ``AffinityAttention``'s
+    ``window``; with ``causal`` :math:`i - w_1 \le j \le i,\ i - w_2 \le l \le i`). Five
+    projections (query, two keys, two values), as ``TransformerConv`` has three; the support is
+    implicit in the sequence order and ``batch``, so there is no ``edge_index``.
 
     Args:
         in_channels (int): size of each input sample.
         out_channels (int): size of each head's output.
         heads (int, optional): number of heads. (default: ``1``)
-        window (tuple[int, int], optional): sliding window ``(w1, w2)``; ``None`` for all pairs.
-            (default: ``None``)
+        window (tuple[int, int], optional): sliding window ``(w1, w2)`` of half-widths
+            ``>= 0`` (``0``: only the position itself; wider than a graph: all of it);
+            ``None`` for all pairs. (default: ``None``)
         causal (bool, optional): keys only at positions ``<= i``. (default: ``False``)
         concat (bool, optional): concatenate the heads (else average them). (default: ``True``)
         bias (bool, optional): biases in the projections. (default: ``True``)

@@ -41,25 +41,55 @@ def test_reduces_to_transformer_conv(heads, concat):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_matches_float64_formula_with_window_and_causal():
-    torch.manual_seed(1)
-    layer = SimplicialAttention(4, 2, heads=2, window=(3, 2), causal=True, root_weight=False).double()
-    x = torch.randn(7, 4, dtype=torch.float64)
-    q, k1, k2, v1, v2 = (lin(x).view(7, 2, 2) for lin in (
+def _loop_reference(layer, x, window, causal, batch=None):
+    """float64 loops over the pairs of each query: same graph, |i - j| <= w1, |i - l| <= w2,
+    and j, l <= i if causal; root_weight=False."""
+    n, h, c = x.size(0), layer.heads, layer.out_channels
+    graph = [0] * n if batch is None else batch.tolist()
+    q, k1, k2, v1, v2 = (lin(x).view(n, h, c) for lin in (
         layer.lin_query, layer.lin_key1, layer.lin_key2, layer.lin_value1, layer.lin_value2))
-    expected = torch.zeros(7, 2, 2, dtype=torch.float64)
-    for i in range(7):  # explicit loops over the window: i - 3 < j <= i, i - 2 < l <= i
-        pairs = [(j, l) for j in range(max(0, i - 2), i + 1) for l in range(max(0, i - 1), i + 1)]
-        logits = torch.stack([(q[i] * k1[j] * k2[l]).sum(-1) for j, l in pairs]) / math.sqrt(2)
+
+    def keys(i, w):
+        return [j for j in range(n) if graph[j] == graph[i] and abs(i - j) <= w
+                and (j <= i or not causal)]
+
+    expected = torch.zeros(n, h, c, dtype=torch.float64)
+    for i in range(n):
+        pairs = [(j, l) for j in keys(i, window[0]) for l in keys(i, window[1])]
+        logits = torch.stack([(q[i] * k1[j] * k2[l]).sum(-1) for j, l in pairs]) / math.sqrt(c)
         w = logits.softmax(0)  # (P, H)
         expected[i] = sum(w[p, :, None] * v1[j] * v2[l] for p, (j, l) in enumerate(pairs))
-    torch.testing.assert_close(layer(x), expected.reshape(7, 4))
+    return expected.reshape(n, h * c)
+
+
+@pytest.mark.parametrize("window", [(3, 2), (0, 1), (2, 0), (6, 6), (10**6, 1)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_matches_float64_loops_with_window_and_causal(window, causal):
+    # window (w1, w2): i - w1 <= j <= i + w1 (j <= i if causal), likewise l with w2; 7 items,
+    # so (6, 6) and (10**6, .) cover the sequence (the clamp)
+    torch.manual_seed(1)
+    layer = SimplicialAttention(4, 2, heads=2, window=window, causal=causal,
+                                root_weight=False).double()
+    x = torch.randn(7, 4, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), _loop_reference(layer, x, window, causal))
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    torch.testing.assert_close(layer(x, batch), _loop_reference(layer, x, window, causal, batch))
+
+
+def test_window_zero_is_the_item_itself():
+    # window (0, 0): the only pair of i is (i, i), so x'_i = W_r x_i + (W_v1 x_i) * (W_v2 x_i)
+    torch.manual_seed(2)
+    layer = SimplicialAttention(3, 2, heads=2, window=(0, 0)).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    expected = layer.lin_skip(x) + layer.lin_value1(x) * layer.lin_value2(x)
+    torch.testing.assert_close(layer(x), expected)
 
 
 def test_reset_parameters_repr_and_grad():
     layer = SimplicialAttention(3, 4, heads=2, window=(5, 3))
     assert repr(layer) == "SimplicialAttention(3, 4, heads=2, window=(5, 3))"
-    assert repr(SimplicialAttention(3, 4, causal=True)) == "SimplicialAttention(3, 4, heads=1, causal=True)"
+    assert repr(SimplicialAttention(3, 4, causal=True)) == \
+        "SimplicialAttention(3, 4, heads=1, causal=True)"
     before = layer.lin_key2.weight.clone()
     layer.reset_parameters()
     assert not torch.equal(before, layer.lin_key2.weight)
@@ -89,5 +119,7 @@ def test_bad_input():
         layer(torch.full((5, 3), float("nan")))
     with pytest.raises(ValueError, match="heads"):
         SimplicialAttention(3, 2, heads=0)
-    with pytest.raises(ValueError, match=">= 1"):
-        SimplicialAttention(3, 2, window=(0, 1))
+    with pytest.raises(ValueError, match="w1 must be >= 0"):
+        SimplicialAttention(3, 2, window=(-1, 1))
+    with pytest.raises(TypeError, match="pair"):
+        SimplicialAttention(3, 2, window=2)
