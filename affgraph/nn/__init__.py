@@ -8,3 +8,5 @@ from affgraph.nn.affinity_attention import AffinityAttention  # noqa: E402
 __all__ += ["AffinityAttention"]
 from affgraph.nn.simplicial_attention import SimplicialAttention  # noqa: E402
 __all__ += ["SimplicialAttention"]
+from affgraph.nn import models  # noqa: E402  (networks: affgraph.nn.models)
+__all__ += ["models"]
