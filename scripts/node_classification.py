@@ -1,15 +1,16 @@
 """Node classification: how many hops of affinity attention, on which graph?
 
 Trains PyG's GCN, GAT, APPNP and TransformerConv with their published hyper-parameters and
-affgraph's ``AffinityAttention`` and ``AffinityAttentionRW`` (learned affinity) and
-``AffinityDiffusionCR`` (fixed affinity, GRAND's random propagation), each for every hop
-count, and ``AffinityDiffusion`` (APPNP's network, K = 10) on the public
-Planetoid splits (Cora, CiteSeer, PubMed), the 10 geom-gcn splits of WebKB (Cornell, Texas,
-Wisconsin; seed ``s`` uses split ``s % 10``) and contextual SBM graphs (``csbm-H`` is edge
-homophily ``H``, a fresh graph per seed). Full-batch Adam, early stopping on the validation
-accuracy (ties broken by the validation loss); the test accuracy is read at the best
-validation epoch. Prints a Markdown table of test accuracy (mean ± std over seeds), writes a
-plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one per run).
+affgraph's models (:mod:`affgraph.nn.models`; see ``_models.py``): ``AffinityAttention`` and
+``AffinityAttentionRW`` (learned affinity) and ``AffinityDiffusionCR`` (fixed affinity,
+GRAND's random propagation), each for every hop count, and ``AffinityDiffusion`` (APPNP's
+network, K = 10) on the public Planetoid splits (Cora, CiteSeer, PubMed), the 10 geom-gcn
+splits of WebKB (Cornell, Texas, Wisconsin; seed ``s`` uses split ``s % 10``) and contextual
+SBM graphs (``csbm-H`` is edge homophily ``H``, a fresh graph per seed). Full-batch Adam, early
+stopping on the validation accuracy (ties broken by the validation loss); the test accuracy is
+read at the best validation epoch. Prints a Markdown table of test accuracy (mean ± std over
+seeds), writes a plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one
+per run).
 
     python scripts/node_classification.py --data-root /path/to/data          # everything, 10 seeds
     python scripts/node_classification.py --datasets Cora --models GCN AffinityAttention --hops 1 4 inf
@@ -40,7 +41,6 @@ from _common import (  # noqa: E402
 )
 from _models import (  # noqa: E402
     ATTENTION_MODELS, ATTN_DROPOUT, HOP_MODELS, MODELS, SPECS, build_model, check_dropout,
-    consistency_loss,
 )
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
@@ -154,8 +154,8 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     The best epoch has the highest validation accuracy (ties: the lowest validation loss);
     training stops after ``patience`` epochs that improve neither. ``attn_dropout`` overrides
     the attention models' attention dropout (see :func:`_models.build_model`). A model whose
-    spec has a :class:`_models.Consistency` trains on the mean cross-entropy of that many
-    stochastic passes plus their consistency term (:func:`_models.consistency_loss`).
+    spec has a ``consistency`` objective (:class:`affgraph.nn.models.GRANDLoss`) trains on the
+    mean cross-entropy of that many stochastic passes plus their consistency term.
     """
     set_seed(seed)
     num_classes = int(data.y.max()) + 1
@@ -180,10 +180,7 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
             out = model(x, ei)
             loss = F.cross_entropy(out[data.train_mask], y[data.train_mask])
         else:  # GRAND: several stochastic passes, their consistency over all nodes
-            outs = [model(x, ei) for _ in range(cons.samples)]
-            loss = (torch.stack([F.cross_entropy(o[data.train_mask], y[data.train_mask])
-                                 for o in outs]).mean()
-                    + cons.weight * consistency_loss(outs, cons.temperature))
+            loss = cons(model, x, ei, y, data.train_mask)
         loss.backward()
         opt.step()
         model.eval()

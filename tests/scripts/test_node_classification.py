@@ -180,21 +180,12 @@ def test_runs_start_seed_by_seed_and_rows_keep_the_dataset_order(monkeypatch):
         (d, s, m) for d in ("csbm-0.9", "csbm-0.2") for s in (0, 1) for m in ("GCN", "GAT")]
 
 
-def test_random_walk_model_starts_as_ppr_on_the_row_normalised_graph():
-    """AffinityAttentionRW at initialisation: heads averaged, 2 hops of ppr (alpha = 0.1) over
-    D^-1 (A + I), by dense float64 matrix powers; AffinityAttention has no scale."""
+def test_random_walk_model_is_the_attention_network_with_a_zero_logit_scale():
+    """AffinityAttentionRW: a learnt temperature per head starting at 0 (uniform attention;
+    its formula is tested in tests/nn/models); AffinityAttention has no scale."""
     assert build_model("AffinityAttention", 5, 3, 2)[0].attn.logit_scale is None
-    model = build_model("AffinityAttentionRW", 5, 3, 2)[0].double().eval()
-    assert torch.equal(model.attn.logit_scale.data, torch.zeros(8, dtype=torch.double))
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(7, 5, generator=g, dtype=torch.double)
-    ei = torch.tensor([[0, 1, 1, 2, 3, 4, 4], [1, 0, 2, 2, 4, 3, 5]])  # a self-loop; 6 isolated
-    adj = torch.eye(7, dtype=torch.double)
-    adj[ei[1], ei[0]] = 1.0
-    walk = adj / adj.sum(1, keepdim=True)
-    v = model.attn.lin_value(torch.nn.functional.elu(model.lin(x))).view(7, 8, 3).mean(1)
-    expected = 0.1 * v + 0.09 * walk @ v + 0.81 * walk @ walk @ v
-    torch.testing.assert_close(model(x, ei), expected)
+    model = build_model("AffinityAttentionRW", 5, 3, 2)[0]
+    assert torch.equal(model.attn.logit_scale.data, torch.zeros(8))
 
 
 def test_attn_dropout_is_set_recorded_and_compared(tmp_path):
