@@ -405,3 +405,136 @@ def test_multi_hop_gradients(hops):
             lambda a, b, c: attention_diffusion(a, b, c, hops=hops, coeffs="ppr", tol=1e-12,
                                                 **kw), (q, k, v),
             atol=1e-6, fast_mode=True, check_undefined_grad=True)
+
+
+# ------------------------------------------------------ hop semantics, edges, edge features
+def test_hops_one_honours_coeffs_and_foreign_parameters_are_refused():
+    """hops=1: power is S V, ppr alpha V + (1 - alpha) S V; alpha/r/t only for their family."""
+    n = 9
+    q, k, v = qkv(n)
+    ei = random_edges(n, n, 30, seed=5)
+    s = explicit_softmax(q, k, edge_mask(ei, n, n))
+    sv = torch.einsum("hnm,mhd->nhd", s, v)
+    torch.testing.assert_close(attention_diffusion(q, k, v, ei), sv)
+    torch.testing.assert_close(attention_diffusion(q, k, v, ei, coeffs="ppr", alpha=0.3),
+                               0.3 * v + 0.7 * sv)
+    torch.testing.assert_close(attention_diffusion(q, k, v, ei, hops=2),
+                               torch.einsum("hnm,mhd->nhd", s, sv))  # power: S^2 V
+    for kw, name in ((dict(alpha=0.1), "alpha"), (dict(coeffs="ppr", r=0.5), "r"),
+                     (dict(coeffs="katz", t=1.0), "t"), (dict(coeffs="uniform", r=0.5), "r")):
+        with pytest.raises(ValueError, match=f"^{name} does not apply"):
+            attention_diffusion(q, k, v, ei, hops=2, **kw)
+    with pytest.raises(ValueError, match="no infinite-hop limit"):
+        attention_diffusion(q, k, v, ei, hops=math.inf)
+
+
+def test_katz_default_decay_is_nine_tenths():
+    q, k, v = qkv(6)
+    ei = random_edges(6, 6, 20, seed=1)
+    torch.testing.assert_close(attention_diffusion(q, k, v, ei, hops=3, coeffs="katz"),
+                               attention_diffusion(q, k, v, ei, hops=3, coeffs="katz", r=0.9))
+
+
+def edge_oracle(q, k, v, ei, e, theta):
+    """float64 dense: logits q_i.(k_j + e_ij)/sqrt(d), S, E_i = sum_j S_ij e_ij, and
+    sum_k theta_k S^k V + sum_{k>=1} theta_k S^(k-1) E (unique edges)."""
+    n, h, d = q.shape
+    dense_e = torch.zeros(n, n, h, d, dtype=F64)
+    dense_e[ei[1], ei[0]] = e
+    logits = torch.einsum("ihd,jhd->hij", q, k) + torch.einsum("ihd,ijhd->hij", q, dense_e)
+    mask = edge_mask(ei, n, n)
+    s = torch.softmax((logits / math.sqrt(d)).masked_fill(~mask, -math.inf), -1).nan_to_num(0.0)
+    agg = torch.einsum("hij,ijhd->hid", s, dense_e)
+    vt, out, pe = v.transpose(0, 1), 0.0, agg
+    for j, t in enumerate(theta):
+        out = out + t * vt + (t * pe if j >= 1 else 0.0)
+        vt = s @ vt
+        if j >= 1:
+            pe = s @ pe
+    return out.transpose(0, 1)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("hops,kw,theta", [(1, dict(), [0.0, 1.0]),
+                                           (3, dict(coeffs="ppr", alpha=0.2),
+                                            [0.2, 0.16, 0.128, 0.8 ** 3])])
+def test_edge_features_match_the_dense_formula(monkeypatch, batched, hops, kw, theta):
+    import affgraph._csr as csr_mod
+
+    monkeypatch.setattr(csr_mod, "BATCH_HEADS_MAX", 1 << 21 if batched else 0)
+    n = 8
+    q, k, v = qkv(n, d=3, dv=3)
+    ei = random_edges(n, n, 30, seed=3)
+    ei = ei[:, torch.randperm(ei.size(1), generator=torch.Generator().manual_seed(0))]
+    e = torch.randn(ei.size(1), 2, 3, dtype=F64)
+    out = attention_diffusion(q, k, v, ei, edge_attr=e, hops=hops, **kw)
+    torch.testing.assert_close(out, edge_oracle(q, k, v, ei, e, theta))
+    if hops == 1:
+        torch.testing.assert_close(attention(q, k, v, ei, edge_attr=e), out)
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_edge_features_gradcheck(hops):
+    q, k, v = qkv(5, h=2, d=2, dv=2)
+    ei = torch.tensor([[0, 1, 2, 3, 3, 4, 0, 0], [1, 1, 0, 2, 4, 4, 3, 3]])  # a duplicate edge
+    e = torch.randn(ei.size(1), 2, 2, dtype=F64)
+    args = tuple(t.requires_grad_() for t in (q, k, v, e))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c, d: attention_diffusion(a, b, c, ei, edge_attr=d, hops=hops,
+                                               coeffs="ppr"), args, fast_mode=True)
+    assert torch.autograd.gradcheck(lambda a, b, c, d: attention(a, b, c, ei, edge_attr=d),
+                                    args, fast_mode=True)
+
+
+def test_edge_features_bad_input():
+    q, k, v = qkv(5, d=3, dv=3)
+    ei = torch.tensor([[0, 1], [1, 2]])
+    e = torch.randn(2, 2, 3, dtype=F64)
+    with pytest.raises(ValueError, match="explicit support"):
+        attention(q, k, v, edge_attr=e)
+    with pytest.raises(ValueError, match="edge_attr must be"):
+        attention(q, k, v, ei, edge_attr=e[:1])
+    with pytest.raises(ValueError, match="same width"):
+        attention(*qkv(5, d=3, dv=2), ei, edge_attr=e)
+    with pytest.raises(ValueError, match="'ppr' or 'katz'"):
+        attention_diffusion(q, k, v, ei, edge_attr=e, hops=math.inf, coeffs="heat")
+
+
+def test_multigraph_with_more_edges_than_matrix_entries():
+    """40 edges between 3 nodes (> 3 x 3): every duplicate its own weight, gradients too."""
+    g = torch.Generator().manual_seed(2)
+    ei = torch.randint(0, 3, (2, 40), generator=g)
+    for h in (1, 2):
+        q, k, v = qkv(3, h=h)
+        logits = torch.einsum("ehd,ehd->eh", q[ei[1]], k[ei[0]]) / 2.0
+        ref = torch.zeros(3, h, 3, dtype=F64)
+        for i in range(3):
+            m = ei[1] == i
+            ref[i] = torch.einsum("eh,ehc->hc", torch.softmax(logits[m], 0), v[ei[0][m]])
+        torch.testing.assert_close(attention(q, k, v, ei), ref)
+        args = tuple(t.requires_grad_() for t in (q, k, v))
+        assert torch.autograd.gradcheck(lambda a, b, c: attention(a, b, c, ei), args,
+                                        fast_mode=True)
+
+
+def test_narrow_integer_edge_index_is_widened():
+    q, k, v = qkv(6)
+    ei = random_edges(6, 6, 20)
+    ref = attention(q, k, v, ei)
+    for dtype in (torch.uint8, torch.int8, torch.int32):
+        torch.testing.assert_close(attention(q, k, v, ei.to(dtype)), ref)
+        torch.testing.assert_close(attention_diffusion(q, k, v, ei.to(dtype), hops=2),
+                                   attention_diffusion(q, k, v, ei, hops=2))
+
+
+def test_window_wider_than_the_sequence_is_clamped():
+    q, k, v = qkv(8)
+    for causal in (False, True):
+        ref = attention(q, k, v, causal=causal)
+        torch.testing.assert_close(attention(q, k, v, window=1_000_000, causal=causal), ref)
+        torch.testing.assert_close(attention(q, k, v, window=7, causal=causal), ref)
+        torch.testing.assert_close(
+            attention_diffusion(q, k, v, window=10 ** 9, causal=causal, hops=2),
+            attention_diffusion(q, k, v, causal=causal, hops=2))
+    mask = loop_mask(8, window=6)  # w = N - 2 stays a window
+    torch.testing.assert_close(attention(q, k, v, window=6), explicit(q, k, v, mask))

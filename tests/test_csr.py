@@ -89,3 +89,16 @@ def test_sddmm_any_width_matches_the_edge_dot_products(width):
     a, b = torch.randn(15, width, generator=g), torch.randn(15, width, generator=g)
     ref = (a[csr.row] * b[csr.col]).sum(1) * 0.25
     torch.testing.assert_close(csr.sddmm(a, b, 0.25), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_sddmm_on_a_multigraph_with_more_edges_than_entries():
+    """nnz > N * M (torch's sampled product refuses it): the per-edge products, in order."""
+    g = torch.Generator().manual_seed(3)
+    ei = torch.randint(0, 2, (2, 9), generator=g)  # 9 edges on a 2 x 2 matrix
+    a, b = torch.randn(2, 5, generator=g, dtype=torch.float64), torch.randn(2, 5, generator=g,
+                                                                          dtype=torch.float64)
+    csr = CSR(ei, 2, 2)
+    ref = (a[csr.row] * b[csr.col]).sum(-1) * 0.5
+    torch.testing.assert_close(csr.sddmm(a, b, 0.5), ref)
+    assert torch.equal(ei[:, csr.perm] if csr.perm is not None else ei,
+                       torch.stack([csr.col, csr.row]))

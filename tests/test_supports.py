@@ -111,3 +111,15 @@ def test_bad_input(make):
 def test_empty():
     assert S.complete().to_edge_index(0).shape == (2, 0)
     assert S.knn(torch.empty(0, 3), 2).edge_index.shape == (2, 0)
+
+
+def test_clamp_turns_a_window_as_wide_as_the_graph_into_the_whole_graph():
+    assert S.window(7).clamp(8) == S.complete()
+    assert S.window(10 ** 6, causal=True).clamp(8) == S.causal()
+    assert S.window(6).clamp(8) == S.window(6)
+    assert S.complete().clamp(3) == S.complete()
+    for w in (3, 10 ** 6):  # the rule |i - j| <= w, clamped or not
+        i = torch.arange(8)
+        ref = (i[:, None] - i[None, :]).abs() <= w
+        assert torch.equal(S.window(w).clamp(8).dense_mask(8), ref)
+        assert torch.equal(S.window(w).dense_mask(8), ref)
