@@ -697,7 +697,7 @@ class DiffusionGraph:
 
     @property
     def symmetric(self) -> bool:
-        """Whether :math:`A = A^\\top` (selects CG and Lanczos)."""
+        r"""Whether :math:`A = A^\top` (selects CG and Lanczos)."""
         if self._symmetric is None:
             self._symmetric = _is_symmetric(self.edge_index, self.edge_weight.detach(),
                                             self.num_nodes)

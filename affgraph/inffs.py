@@ -409,12 +409,13 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 
     with :math:`A` from :func:`feature_affinity` and the decay :math:`r` given as the
     fraction :math:`r_{\text{frac}} \in (0, 1)` of :math:`1/\rho` (the absolute decay ``r`` of
-    :func:`affgraph.diffusion.diffuse` is :math:`r_{\text{frac}}/\rho`): for ``"paper"`` and ``"fslib"`` :math:`\rho` is the largest eigenvalue of
-    :math:`A` (the Perron root; ``PyIFS`` uses ``max(eigvals(A))``), found by the same Lanczos
-    run that solves the system (:func:`affgraph.diffusion.katz_lanczos`); for ``"u2020"``
-    :math:`A` is first divided by its largest row sum :math:`\rho` plus
-    :math:`\epsilon = 5\cdot10^{-6} n` and the decay is :math:`r_{\text{frac}}/\rho` (the 2020
-    code uses :math:`r_{\text{frac}} = 1 - \epsilon`; its scores add 1 to ours, which changes no ranking).
+    :func:`affgraph.diffusion.diffuse` is :math:`r_{\text{frac}}/\rho`): for ``"paper"`` and
+    ``"fslib"`` :math:`\rho` is the largest eigenvalue of :math:`A` (the Perron root;
+    ``PyIFS`` uses ``max(eigvals(A))``), found by the same Lanczos run that solves the system
+    (:func:`affgraph.diffusion.katz_lanczos`); for ``"u2020"`` :math:`A` is first divided by
+    its largest row sum :math:`\rho` plus :math:`\epsilon = 5\cdot10^{-6} n` and the decay is
+    :math:`r_{\text{frac}}/\rho` (the 2020 code uses :math:`r_{\text{frac}} = 1 - \epsilon`;
+    its scores add 1 to ours, which changes no ranking).
 
     ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); a sequence of hop
     counts gives one row of scores per entry from one build of the affinity (each row equal to

@@ -71,7 +71,8 @@ class InfFS(SelectorMixin, BaseEstimator):
             raise ValueError("supervised=True requires variant='u2020' (InfFS_S)")
         if self.supervised:
             if y is None:
-                raise ValueError("supervised InfFS requires y to be passed, but the target y is None")
+                raise ValueError("supervised InfFS requires y to be passed, but the target y "
+                                 "is None")
             X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2,
                                  ensure_min_features=2, y_numeric=False)
         else:

@@ -7,8 +7,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from affgraph.diffusion import (coefficients, diffuse, propagate, solve_linear, spectral_radius,
-                                spectral_radius_dense, spectral_radius_op)
+from affgraph.diffusion import (coefficients, diffuse, family_params, propagate, solve_linear,
+                                spectral_radius, spectral_radius_dense, spectral_radius_op)
 
 
 def _rand_A(n, symmetric, seed=0, density=0.5):
@@ -589,7 +589,8 @@ def test_spectral_radius_of_operators_that_annihilate_the_ones_vector():
     for symmetric in (None, False):
         assert spectral_radius_dense(A, symmetric=symmetric) == pytest.approx(ref, rel=1e-8)
     src, dst = A.T.nonzero(as_tuple=True)  # A_ij = w_{j -> i}
-    assert spectral_radius(torch.stack([src, dst]), A.T[src, dst], 6) == pytest.approx(ref, rel=1e-8)
+    assert spectral_radius(torch.stack([src, dst]), A.T[src, dst], 6) == \
+        pytest.approx(ref, rel=1e-8)
 
 
 # ---------------------------------------------------------------- Lanczos Katz
@@ -612,3 +613,67 @@ def test_katz_lanczos_eigenvalue_and_series():
         katz_lanczos(lambda v: A @ v, b, r_frac=1.0)
     with pytest.raises(ValueError, match="not positive"):
         katz_lanczos(lambda v: -torch.eye(40, dtype=torch.float64) @ v, b, r_frac=0.5)
+
+
+# ---------------------------------------------------------------- one meaning per parameter
+
+def test_family_parameters_are_refused_for_other_families():
+    A = _rand_A(5, symmetric=True, seed=3)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    ei = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    for call in (lambda **kw: coefficients(kw.pop("coeffs"), 3, **kw),
+                 lambda **kw: propagate(lambda v: A @ v, x, hops=3, **kw),
+                 lambda **kw: diffuse(x, ei, hops=3, **kw)):
+        with pytest.raises(ValueError, match=r"alpha=0.2 applies to coeffs='ppr' only"):
+            call(coeffs="katz", r=0.3, alpha=0.2)
+        with pytest.raises(ValueError, match=r"r=0.3 applies to coeffs='katz' or 'inffs'"):
+            call(coeffs="ppr", r=0.3)
+        with pytest.raises(ValueError, match=r"t=1.0 applies to coeffs='heat' only"):
+            call(coeffs="power", t=1.0)
+        with pytest.raises(ValueError, match="not to a coefficient tensor"):
+            call(coeffs=torch.ones(4, dtype=torch.float64), alpha=0.5)
+    # None is the family default: ppr alpha 0.1, heat t 1.0
+    torch.testing.assert_close(coefficients("ppr", 3), coefficients("ppr", 3, alpha=0.1))
+    torch.testing.assert_close(coefficients("heat", 3), coefficients("heat", 3, t=1.0))
+    assert family_params("katz") == (None, None, None)
+    # hops=1 with "power" is exactly one application A x
+    torch.testing.assert_close(propagate(lambda v: A @ v, x, hops=1, coeffs="power"), A @ x,
+                               rtol=0, atol=0)
+
+
+def test_diffuse_accepts_sparse_adjacencies_and_narrow_indices():
+    from torch_sparse import SparseTensor
+
+    g = _nx_graph(seed=4)
+    edge_index, w = _edges(g)
+    x = torch.randn(10, 3, dtype=torch.float64)
+    ref = diffuse(x, edge_index, w, hops=4, coeffs="ppr", normalize="sym", add_self_loops=True)
+    adj_t = torch.sparse_coo_tensor(edge_index.flip(0), w, (10, 10))
+    sp = SparseTensor(row=edge_index[1], col=edge_index[0], value=w, sparse_sizes=(10, 10))
+    for graph, weight in [(adj_t, None), (adj_t.to_sparse_csr(), None), (sp, None),
+                          (edge_index.int(), w)]:
+        out = diffuse(x, graph, weight, hops=4, coeffs="ppr", normalize="sym",
+                      add_self_loops=True)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_diffuse_dropout_draws_one_mask_per_hop():
+    """dropout=p: hop k uses F.dropout(w, p) drawn afresh from the (normalised) weights; the
+    oracle replays the same draws (same seed, same order) on a dense matrix."""
+    g = _nx_graph(seed=5)
+    edge_index, w = _edges(g)
+    x = torch.randn(10, 2, dtype=torch.float64)
+    torch.manual_seed(0)
+    out = diffuse(x, edge_index, w, hops=3, coeffs="katz", r=0.4, dropout=0.3)
+    torch.manual_seed(0)
+    y = (0.4 ** 3) * x
+    for k in (2, 1, 0):  # Horner: y = A_k y + theta_k x, the first A applied first
+        wk = torch.nn.functional.dropout(w, p=0.3)
+        A = torch.zeros(10, 10, dtype=x.dtype).index_put((edge_index[1], edge_index[0]), wk,
+                                                         accumulate=True)
+        y = A @ y + (0.4 ** k if k else 0.0) * x
+    torch.testing.assert_close(out, y, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="finite number of hops"):
+        diffuse(x, edge_index, w, hops=math.inf, coeffs="katz", r=0.1, dropout=0.3)
+    with pytest.raises(ValueError, match="dropout must lie in"):
+        diffuse(x, edge_index, w, hops=2, dropout=-0.1)

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 from torch_geometric.nn import APPNP, SGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_undirected
 
 from affgraph.nn import AffinityDiffusion
@@ -56,7 +57,6 @@ def test_learnable_coefficients_get_gradients():
     loss = (layer(x, ei) - target).square().sum()
     loss.backward()
     # oracle: d loss / d theta_k = <2 (out - target), A^k x> with A from PyG's gcn_norm
-    from torch_geometric.nn.conv.gcn_conv import gcn_norm
     ei2, w2 = gcn_norm(ei, None, x.size(0), add_self_loops=True, dtype=x.dtype)
     A = torch.zeros(x.size(0), x.size(0), dtype=x.dtype).index_put((ei2[1], ei2[0]), w2,
                                                                   accumulate=True)
@@ -104,8 +104,8 @@ def test_row_normalisation_and_other_families_against_dense_series():
     torch.testing.assert_close(AffinityDiffusion(1, normalize="row", coeffs="power")(x, ei, w),
                                P @ x, rtol=1e-12, atol=1e-12)
     # the default Katz decay is 0.9 / rho(A); after "sym" normalisation rho = 1
-    S = _dense(*__import__("torch_geometric").nn.conv.gcn_conv.gcn_norm(
-        ei, w, x.size(0), add_self_loops=True, dtype=x.dtype), x.size(0), False)
+    S = _dense(*gcn_norm(ei, w, x.size(0), add_self_loops=True, dtype=x.dtype), x.size(0),
+               False)
     ref = sum(0.9 ** k * torch.linalg.matrix_power(S, k) for k in range(1, 3)) @ x
     torch.testing.assert_close(AffinityDiffusion(2, coeffs="katz")(x, ei, w), ref,
                                rtol=1e-7, atol=1e-7)
@@ -182,7 +182,8 @@ def test_torch_compile_matches_eager():
 
 def test_repr_and_errors():
     assert repr(AffinityDiffusion()) == "AffinityDiffusion(K=10, alpha=0.1)"
-    assert repr(AffinityDiffusion(3, coeffs="heat")) == "AffinityDiffusion(K=3, coeffs='heat', t=1.0)"
+    assert repr(AffinityDiffusion(3, coeffs="heat")) == \
+        "AffinityDiffusion(K=3, coeffs='heat', t=1.0)"
     assert repr(AffinityDiffusion(math.inf, 0.2)) == "AffinityDiffusion(K=inf, alpha=0.2)"
     assert repr(AffinityDiffusion(2, coeffs="katz", r=0.5, learnable=True)) == \
         "AffinityDiffusion(K=2, coeffs='katz', r=0.5, learnable=True)"
