@@ -1,7 +1,7 @@
 r"""Supports: which pairs ``(i, j)`` of items may interact (the edges ``j -> i`` of the graph).
 
-Implicit supports — ``complete``, ``causal``, sliding ``window`` — are described by a rule, never
-by ``n^2`` stored edges: every query ``i`` sees one contiguous range of keys
+Implicit supports — ``complete``, ``causal``, sliding ``window`` — are described by a rule,
+never by ``n^2`` stored edges: every query ``i`` sees one contiguous range of keys
 ``lo_i <= j < hi_i`` inside its own graph (PyG ``batch`` vector). They only become an
 ``edge_index`` when asked (:meth:`Support.to_edge_index`, for inspection and tests).
 Explicit supports hold an ``edge_index``: given by the user (:func:`edges`) or built from
@@ -161,8 +161,8 @@ def knn(x: Tensor, k: int, batch: Optional[Tensor] = None, *, loop: bool = False
     ``j`` of each ``i`` (Euclidean, or cosine distance ``1 - cos``) within its graph.
 
     Computed in blocks of ``block_size`` queries: memory ``O(block_size * N)``, time ``O(N^2 D)``.
-    A graph with fewer than ``k`` candidates gives its nodes fewer edges. Edges are sorted by target; with equal degrees the attention takes its
-    fixed-degree fast path.
+    A graph with fewer than ``k`` candidates gives its nodes fewer edges. Edges are sorted by
+    target; with equal degrees the attention takes its fixed-degree fast path.
 
     Args:
         x (Tensor): ``[N, D]`` features.

@@ -52,7 +52,8 @@ def edge_mask(ei, n, m):
 
 def random_edges(n, m, e, seed=0):
     g = torch.Generator().manual_seed(seed)
-    ei = torch.stack([torch.randint(0, m, (e,), generator=g), torch.randint(0, n, (e,), generator=g)])
+    ei = torch.stack([torch.randint(0, m, (e,), generator=g),
+                      torch.randint(0, n, (e,), generator=g)])
     return torch.unique(ei, dim=1)  # the dense oracle cannot hold duplicate edges
 
 
@@ -69,7 +70,8 @@ def test_complete_and_causal_match_sdpa_float32(causal):
     assert public_attention is attention
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(causal=True), dict(window=2), dict(window=3, causal=True),
+@pytest.mark.parametrize("kw", [dict(), dict(causal=True), dict(window=2),
+                                dict(window=3, causal=True),
                                 dict(window=0), dict(window=40)])
 @pytest.mark.parametrize("batch", [None, BATCH])
 def test_implicit_supports_match_explicit_float64(kw, batch):
@@ -98,7 +100,8 @@ def test_padded_batch_matches_sdpa_per_graph():
 
 def test_complete_bipartite_without_batch():
     q, k, v = qkv(5, m=8)
-    torch.testing.assert_close(attention(q, k, v), explicit(q, k, v, torch.ones(5, 8, dtype=torch.bool)))
+    torch.testing.assert_close(attention(q, k, v),
+                               explicit(q, k, v, torch.ones(5, 8, dtype=torch.bool)))
 
 
 # -------------------------------------------------------------------------- explicit supports
@@ -148,7 +151,8 @@ def test_return_attention_for_implicit_support_materialises_edges():
 
 
 @pytest.mark.parametrize("kw", [dict(edge_index=torch.tensor([[0, 1, 2, 3, 3], [1, 1, 0, 2, 4]])),
-                                dict(window=1), dict(causal=True, batch=torch.tensor([0, 0, 0, 1, 1])),
+                                dict(window=1),
+                                dict(causal=True, batch=torch.tensor([0, 0, 0, 1, 1])),
                                 dict()])
 def test_gradcheck(kw):
     q, k, v = qkv(5, h=2, d=3, dv=2)
@@ -170,7 +174,8 @@ def test_half_precision_edges_and_dropout_determinism():
     ei = random_edges(12, 12, 40)
     out = attention(q, k, v, ei)
     assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.double(), explicit(q, k, v, edge_mask(ei, 12, 12)), atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(out.double(), explicit(q, k, v, edge_mask(ei, 12, 12)),
+                               atol=2e-2, rtol=2e-2)
     q, k, v = qkv(12)
     torch.manual_seed(5)
     a = attention(q, k, v, ei, dropout_p=0.5)
@@ -210,7 +215,7 @@ def test_type_error_and_empty_graphs():
     assert torch.equal(out, torch.zeros(4, 2, 3, dtype=F64))
 
 
-# -------------------------------------------------------------------------- empty rows: finite zeros
+# ---------------------------------------------------------------------- empty rows: finite zeros
 GAP = torch.tensor([0, 0, 0, 2, 2, 2, 2])  # graph 1 of the batch has no node
 
 
@@ -343,8 +348,9 @@ def test_multi_hop_dropout_keeps_every_power_row_stochastic(support):
     torch.manual_seed(1)
     a = attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, dropout_p=0.5, **kw)
     torch.manual_seed(1)
-    assert torch.equal(a, attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, dropout_p=0.5, **kw))
-    assert not torch.allclose(a, attention_diffusion(q, k, v, hops=6, coeffs="ppr", alpha=0.2, **kw))
+    ppr = dict(hops=6, coeffs="ppr", alpha=0.2)
+    assert torch.equal(a, attention_diffusion(q, k, v, dropout_p=0.5, **ppr, **kw))
+    assert not torch.allclose(a, attention_diffusion(q, k, v, **ppr, **kw))
 
 
 def test_multi_hop_dropout_is_the_softmax_over_the_kept_edges():

@@ -77,7 +77,8 @@ def test_knn_matches_sklearn(kwargs):
         ref = set(idx[i].tolist())
         if not kwargs.get("loop"):
             ref.discard(i)
-            ref = set(sorted(ref, key=lambda j: np.linalg.norm(x[i] - x[j]))[:k]) if len(ref) > k else ref
+            if len(ref) > k:
+                ref = set(sorted(ref, key=lambda j: np.linalg.norm(x[i] - x[j]))[:k])
         got = set(ei[0][ei[1] == i].tolist())
         assert got == ref
 

@@ -23,7 +23,8 @@ def pair(**kw):
     return tc, aa
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(concat=False), dict(beta=True), dict(root_weight=False),
+@pytest.mark.parametrize("kw", [dict(), dict(concat=False), dict(beta=True),
+                                dict(root_weight=False),
                                 dict(bias=False)])
 def test_matches_transformer_conv(kw):
     x, ei = graph()
@@ -39,7 +40,8 @@ def test_matches_transformer_conv(kw):
 def test_bipartite_matches_transformer_conv():
     g = torch.Generator().manual_seed(1)
     xs, xd = torch.randn(9, 5, generator=g), torch.randn(7, 3, generator=g)
-    ei = torch.stack([torch.randint(0, 9, (20,), generator=g), torch.randint(0, 5, (20,), generator=g)])
+    ei = torch.stack([torch.randint(0, 9, (20,), generator=g),
+                      torch.randint(0, 5, (20,), generator=g)])
     tc = TransformerConv((5, 3), 4, heads=2)
     aa = AffinityAttention((5, 3), 4, heads=2)
     aa.load_state_dict(tc.state_dict())
@@ -100,7 +102,8 @@ def test_key_channels_set_the_affinity_width(hops):
     """Queries and keys 5 wide, values 4 wide: the scale is 1/sqrt(5), the output 3 x 4."""
     x, ei = graph()
     ei = torch.unique(ei, dim=1)
-    aa = AffinityAttention(6, 4, heads=3, hops=hops, coeffs="ppr", alpha=0.2, key_channels=5).double()
+    aa = AffinityAttention(6, 4, heads=3, hops=hops, coeffs="ppr", alpha=0.2,
+                           key_channels=5).double()
     assert aa.lin_query.weight.shape == aa.lin_key.weight.shape == (15, 6)
     assert aa.lin_value.weight.shape == (12, 6)
     mask = torch.zeros(12, 12, dtype=torch.bool)
@@ -159,7 +162,8 @@ def test_infinite_hops_layer_matches_closed_form():
     # the geometric series truncated far out is the closed form to double precision
     theta = [0.3 * 0.7 ** k for k in range(120)]
     full = torch.ones(12, 12, dtype=torch.bool)
-    torch.testing.assert_close(aa(x.double()), dense_oracle(aa, x, full, theta), atol=1e-7, rtol=1e-7)
+    torch.testing.assert_close(aa(x.double()), dense_oracle(aa, x, full, theta), atol=1e-7,
+                               rtol=1e-7)
 
 
 @pytest.mark.parametrize("support", ["edges", "complete", "window"])
