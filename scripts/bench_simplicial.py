@@ -2,9 +2,9 @@
 
 Two questions, ours and the competitor in the same run:
 
-- sliding window (Roy et al. 2025, causal, ``w1 = 64, w2 = 16``, N = 4096, H = 1, D = 64)
-  against the naive ``einsum`` over the same window, which gathers ``[N, w1, D]``, ``[N, w2, D]``
-  and materialises the ``[N, w1, w2]`` logits;
+- sliding window (Roy et al. 2025, causal, ``w1 = 64, w2 = 16`` positions, ours
+  ``window=(63, 15)``, N = 4096, H = 1, D = 64) against the naive ``einsum`` over that window,
+  which gathers ``[N, w1, D]``, ``[N, w2, D]`` and materialises the ``[N, w1, w2]`` logits;
 - all pairs on a short sequence against the PyTorch path of the PyPI package
   ``simplicial-attention`` (``naive_two_simplicial_attend``, same conventions).
 
@@ -23,7 +23,8 @@ peak memory. The Triton kernel's conventions, read from its source: layout ``[b,
 ``i - w1 < j <= i, i - w2 < l <= i`` only with ``causal=True`` (without it the kernel masks
 nothing and sums over whole query blocks, so that is not a window), ``D <= 64`` (its
 ``HEAD_DIM`` is fixed at 64), bfloat16 matmuls and a bfloat16-rounded output whatever the
-input dtype. So the comparison is ours ``window=(w1, w2), causal=True``. FLOPs are counted as
+input dtype. So ``w1, w2`` count positions (``i - w1 < j <= i``), and the comparison is ours
+``window=(w1 - 1, w2 - 1), causal=True`` (ours: ``i - w <= j <= i``). FLOPs are counted as
 ``4 N H w1 w2 D`` (``2 D`` per pair ``(j, l)`` for the trilinear logit as a dot product of
 ``q * k1`` with ``k2``, ``2 D`` for adding ``p (v1 * v2)`` to the output; the softmax is not
 counted), the nominal window as in flash attention's ``4 N^2 D``. Every kernel runs in its own
@@ -65,7 +66,9 @@ from affgraph.functional import simplicial_attention  # noqa: E402
 
 def naive_window(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
                  w1: int, w2: int) -> Tensor:
-    """Causal sliding-window 2-simplicial attention with the whole ``[N, H, w1, w2]`` logits."""
+    """Causal sliding-window 2-simplicial attention over ``w1 x w2`` positions per query
+    (``i - w1 < j <= i``, ``i - w2 < l <= i``: ours ``window=(w1 - 1, w2 - 1)``) with the whole
+    ``[N, H, w1, w2]`` logits."""
     n, h, d = q.shape
     i = torch.arange(n, device=q.device)
     j = i[:, None] - w1 + 1 + torch.arange(w1, device=q.device)  # (N, w1)
@@ -93,7 +96,8 @@ def to_theirs(x: Tensor) -> Tensor:
 def triton_window(fn, q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
                   w1: int, w2: int) -> Tensor:
     """``fn`` = ``sliding_two_simplicial_attn`` of ``simplicial-attention`` on our tensors:
-    causal window ``i - w1 < j <= i``, ``i - w2 < l <= i``, scale ``D^-1/2``; ``[N, H, D]``."""
+    causal window ``i - w1 < j <= i``, ``i - w2 < l <= i`` (ours ``window=(w1 - 1, w2 - 1)``),
+    scale ``D^-1/2``; ``[N, H, D]``."""
     q, k1, k2, v1, v2 = (to_theirs(x) for x in (q, k1, k2, v1, v2))
     return fn(q, (k1, k2), (v1, v2), w1=w1, w2=w2, causal=True)[0]
 
@@ -118,7 +122,7 @@ def cases(quick: bool, device: str, dtype: torch.dtype) -> list[tuple]:
     xa = _inputs(n_all, h, d, device, dtype)
     rows = [
         (f"window causal N={n} w1={w1} w2={w2} H={h} D={d} fwd",
-         lambda: simplicial_attention(*xw, window=(w1, w2), causal=True),
+         lambda: simplicial_attention(*xw, window=(w1 - 1, w2 - 1), causal=True),
          "naive einsum [N, w1, w2]", lambda: naive_window(*xw, w1, w2)),
     ]
     try:
@@ -235,11 +239,13 @@ def kernel_rows(device: str = "cuda", dtypes: tuple = (torch.bfloat16, torch.flo
                 rows.append(row)
                 try:
                     with torch.no_grad():
-                        ref = simplicial_attention(*(x.float() for x in xs), window=(w1, w2),
+                        ref = simplicial_attention(*(x.float() for x in xs),
+                                                   window=(w1 - 1, w2 - 1),
                                                    causal=True)
                     scale = float(ref.abs().max())
                     if kernel == "ours":
-                        fn = lambda: simplicial_attention(*xs, window=(w1, w2), causal=True)  # noqa: E731
+                        fn = lambda: simplicial_attention(  # noqa: E731
+                            *xs, window=(w1 - 1, w2 - 1), causal=True)
                     elif kernel == "naive einsum":
                         need = _naive_bytes(n, h, d, w1, w2, dtype)
                         free = (torch.cuda.mem_get_info()[0] if cuda
