@@ -24,6 +24,12 @@ def test_naive_window_matches_explicit_loops():
         s = logits.softmax(0)
         expected = sum(s[p, :, None] * v1[j] * v2[l] for p, (j, l) in enumerate(pairs))
         torch.testing.assert_close(out[i], expected)
+    # w1 x w2 positions per query (i - w < j <= i) are ours window=(w1 - 1, w2 - 1)
+    ours = bench_simplicial.simplicial_attention(q, k1, k2, v1, v2, window=(w1 - 1, w2 - 1),
+                                                 causal=True)
+    torch.testing.assert_close(ours, out)
+    assert not torch.allclose(ours, bench_simplicial.simplicial_attention(
+        q, k1, k2, v1, v2, window=(w1, w2), causal=True))  # one position more: another support
 
 
 def test_quick_main_writes_rows(tmp_path, capsys):
@@ -75,7 +81,7 @@ def test_triton_mapping_matches_ours_through_the_package():
     torch.manual_seed(0)
     xs = [torch.randn(20, 3, 8) for _ in range(5)]
     theirs = bench_simplicial.triton_window(package_stand_in, *xs, 20, 24)
-    ours = bench_simplicial.simplicial_attention(*xs, window=(20, 24), causal=True)
+    ours = bench_simplicial.simplicial_attention(*xs, window=(19, 23), causal=True)
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
     assert bench_simplicial.to_theirs(xs[0]).data_ptr() == xs[0].data_ptr()  # a view
 
