@@ -5,8 +5,10 @@ iff ``x_i + x_j + x_l = 0 (mod M)`` for some positions ``j, l``. Every model is 
 width ``w``, ONE attention layer over all positions of its sequence (with the skip term), and a
 per-position MLP readout:
 
-- ``attention``: :class:`affgraph.nn.AffinityAttention`, one hop (standard softmax attention);
-- ``attention-K``: the same layer diffused over ``K`` hops (``--hops``, PPR coefficients);
+- ``attention``: :class:`affgraph.nn.AffinityAttention`, one hop (standard softmax attention,
+  ``S V``);
+- ``attention-K``: the same layer diffused over ``K`` hops (``--hops``), MAGNA's PPR series
+  ``sum_k theta_k S^k V`` (``coeffs="ppr"``, alpha 0.1; ``K = 1`` is the one hop ``S V``);
 - ``simplicial``: :class:`affgraph.nn.SimplicialAttention` (trilinear logits over pairs).
 
 The widths are equal; the simplicial layer has two more projections, so the standard models get
@@ -22,7 +24,8 @@ relations that one standard attention layer can detect; on the unfiltered distri
 ``M = 16`` they alone decide about 90% of the positions, which is where one-layer standard
 attention ends up (about 90%), so that setting cannot separate the two mechanisms.
 
-    python scripts/higher_order.py --plot match3.png   # M = 32, N = 6 7 8 10, 5 seeds (~75 min, 1 core)
+    # M = 32, N = 6 7 8 10, 5 seeds (about 75 min on one core)
+    python scripts/higher_order.py --plot match3.png
     python scripts/higher_order.py --quick
 """
 from __future__ import annotations
@@ -62,7 +65,9 @@ class Match3Net(nn.Module):
         if kind == "simplicial":
             self.layer = SimplicialAttention(width, width)
         elif kind in ("attention", "attention-K"):
-            self.layer = AffinityAttention(width, width, hops=1 if kind == "attention" else hops)
+            k = 1 if kind == "attention" else hops
+            self.layer = AffinityAttention(width, width, hops=k,
+                                           coeffs="ppr" if k > 1 else "power")
         else:
             raise ValueError(f"unknown model {kind!r}; choose from {MODELS}")
         self.readout = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -173,7 +178,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--lengths", type=int, nargs="+", default=[6, 7, 8, 10])
     parser.add_argument("--modulus", type=int, default=32)
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=64, help="readout width of the simplicial model")
+    parser.add_argument("--hidden", type=int, default=64,
+                        help="readout width of the simplicial model")
     parser.add_argument("--hops", type=int, default=4, help="K of the attention-K model")
     parser.add_argument("--pairwise-free", action=argparse.BooleanOptionalAction, default=True,
                         help="keep only sequences without degenerate (pairwise) solutions "
@@ -194,7 +200,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--plot", help="write the accuracy-vs-length plot here")
     parser.add_argument("--json", help="write the rows as JSON (rewritten after every run)")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the rows already in the --json file; train only the missing runs")
+                        help="keep the rows already in the --json file; "
+                             "train only the missing runs")
     parser.add_argument("--csv", help="write the rows as CSV")
     args = parser.parse_args(argv)
     if args.quick:

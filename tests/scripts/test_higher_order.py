@@ -17,7 +17,8 @@ def test_equal_parameter_budget(width, hidden):
                                        higher_order.readout_hidden(kind, width, hidden), hops=3)
         counts[kind] = sum(p.numel() for p in model.parameters())
     # simplicial: embedding + 6 (w^2 + w) + readout h (w + 2) + 1, by hand
-    assert counts["simplicial"] == 16 * width + 6 * (width * width + width) + hidden * (width + 2) + 1
+    assert counts["simplicial"] == (16 * width + 6 * (width * width + width)
+                                    + hidden * (width + 2) + 1)
     assert counts["attention"] == counts["attention-K"]
     # the standard models are padded to within one readout unit of the simplicial budget
     assert abs(counts["attention"] - counts["simplicial"]) <= (width + 2) // 2 + 1
@@ -29,6 +30,34 @@ def test_forward_shapes_and_unknown_model():
     with pytest.raises(ValueError, match="unknown model"):
         higher_order.Match3Net("mamba", 7, 8, 16)
 
+
+
+def _dense_attention_series(layer, x, sizes, theta):
+    """float64 ``W_r x + sum_k theta_k S^k V`` with ``S`` the row softmax of ``q k^T / sqrt(d)``
+    inside each sequence (block diagonal), written out densely."""
+    q, k, v = layer.lin_query(x), layer.lin_key(x), layer.lin_value(x)
+    s = torch.block_diag(*(torch.softmax(qi @ ki.T / q.size(1) ** 0.5, dim=-1) for qi, ki in
+                           zip(q.split(sizes), k.split(sizes))))
+    out, hop = theta[0] * v, v
+    for t in theta[1:]:
+        hop = s @ hop
+        out = out + t * hop
+    return out + layer.lin_skip(x)
+
+
+@pytest.mark.parametrize("kind,hops", [("attention", 3), ("attention-K", 1), ("attention-K", 3)])
+def test_attention_layers_compute_one_hop_and_the_ppr_series(kind, hops):
+    # attention (and attention-K with K = 1): S V; attention-K: MAGNA's PPR series over K hops,
+    # theta_k = 0.1 * 0.9^k (k < K) and theta_K = 0.9^K, against the dense float64 form
+    torch.manual_seed(0)
+    model = higher_order.Match3Net(kind, 7, 6, 8, hops=hops).double()
+    tokens = torch.randint(0, 7, (2, 5))
+    x = model.embed(tokens.reshape(-1))
+    batch = torch.arange(2).repeat_interleave(5)
+    k = 1 if kind == "attention" else hops
+    theta = [0.0, 1.0] if k == 1 else [0.1 * 0.9 ** i for i in range(k)] + [0.9 ** k]
+    expected = _dense_attention_series(model.layer, x, [5, 5], theta)
+    torch.testing.assert_close(model.layer(x, batch=batch), expected)
 
 def test_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "rows.json"
@@ -92,8 +121,11 @@ def test_resume_trains_only_the_missing_runs(tmp_path, monkeypatch):
     out.write_text(json.dumps(full[:1]))  # as if cut after the first run
     trained = []
     real = higher_order.train_one
-    monkeypatch.setattr(higher_order, "train_one",
-                        lambda kind, n, *a, **kw: trained.append((kind, n, a[1])) or real(kind, n, *a, **kw))
+    def spy(kind, n, *a, **kw):
+        trained.append((kind, n, a[1]))
+        return real(kind, n, *a, **kw)
+
+    monkeypatch.setattr(higher_order, "train_one", spy)
     resumed = higher_order.main(args + ["--resume"])
     assert trained == [("attention", 6, 1), ("attention", 8, 0), ("attention", 8, 1)]
     assert [(r["seq_len"], r["seed"], r["test_acc"]) for r in resumed] == \
