@@ -133,3 +133,19 @@ def test_dropout_draws_line_up_with_appnp_under_one_seed():
     layer = AffinityDiffusion(5, 0.2, 0.4).eval()
     torch.testing.assert_close(layer(x, ei, w), APPNP(5, 0.2, 0.4).eval()(x, ei, w),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_weighted_self_loops_mean_the_same_in_every_graph_form():
+    """A documented difference: PyG's gcn_norm keeps a weighted self-loop of an edge_index
+    (add_remaining_self_loops), adds a second loop to a torch.sparse adj_t (add_self_loops)
+    and overwrites it with 1 in a SparseTensor (fill_diag), so APPNP gives three outputs for
+    one graph. Every form here means the edge_index one, APPNP's output on edge_index."""
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ei = torch.tensor([[0, 1, 1, 2, 3, 4, 2], [1, 0, 1, 3, 2, 2, 2]])  # loops at 1 and 2
+    w = torch.tensor([1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 5.0], dtype=torch.float64)
+    ref = APPNP(3, 0.1)(x, ei, w)
+    adj_t = torch.sparse_coo_tensor(ei.flip(0), w, (5, 5))
+    sp = SparseTensor(row=ei[1], col=ei[0], value=w, sparse_sizes=(5, 5))
+    layer = AffinityDiffusion(3, 0.1)
+    for g, gw in [(ei, w), (adj_t, None), (adj_t.to_sparse_csr(), None), (sp, None)]:
+        torch.testing.assert_close(layer(x, g, gw), ref, rtol=1e-12, atol=1e-12)
