@@ -277,7 +277,7 @@ def test_propagate_input_errors():
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_solve_linear_on_float32_slices_near_underflow_and_overflow(symmetric):
     """Slices of b scaled by 1e-20 (squared norms below float32's smallest normal number:
-    CG made no progress and raised after max_iter; a gradient of AffinityDiffusion(hops=inf)
+    CG made no progress and raised after max_iter; a gradient of AffinityDiffusion(K=inf)
     on Cora had such a column) and by 1e20 (squared norms overflow to inf: the stopping test
     passed at once and returned b) against the float64 dense solve."""
     A = _rand_A(40, symmetric=symmetric, seed=3, density=0.2)
