@@ -192,15 +192,22 @@ class AffinityAttention(MessagePassing):
     def _graph(self, graph: GraphInput, edge_attr: Optional[Tensor], num_src: int,
                num_dst: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """``(edge_index, edge_attr)``: the graph input as a ``[2, E]`` int64 ``edge_index``
-        and the raw edge features in its order. A sparse ``adj_t``'s stored values are its
-        edge features when the layer has ``edge_dim`` and no ``edge_attr`` is given (as
-        ``TransformerConv`` reads them); otherwise they are not used."""
+        and the raw edge features in its order. A sparse ``adj_t``'s stored ``[E, F]`` values
+        (a ``SparseTensor``'s, or a hybrid ``torch.sparse`` ``[N_dst, N_src, F]``) are its edge
+        features when the layer has ``edge_dim`` and no ``edge_attr`` is given (as
+        ``TransformerConv`` reads them); scalar values (edge weights) are not used."""
         if graph is None:
             if edge_attr is not None:
                 raise ValueError("edge_attr needs an explicit graph: pass edge_index (an "
                                  "edge_index, EdgeIndex or sparse adj_t)")
             return None, None
-        edge_index, values = to_edge_index(graph)
+        if isinstance(graph, Tensor) and is_sparse_adjacency(graph) and graph.dim() == 3 and \
+                graph.sparse_dim() == 2:  # hybrid adj_t [N_dst, N_src, F]: features as values
+            coo = graph.to_sparse_coo().coalesce()
+            row, col = coo.indices()
+            edge_index, values = torch.stack([col, row]), coo.values()
+        else:
+            edge_index, values = to_edge_index(graph)
         sizes = num_sparse_nodes(graph)
         if sizes is not None and sizes != (num_src, num_dst):
             raise ValueError(f"edge_index is a sparse adj_t of shape [{sizes[1]}, {sizes[0]}] "
@@ -230,9 +237,11 @@ class AffinityAttention(MessagePassing):
         r"""Args:
             x (Tensor or (Tensor, Tensor)): node features, or ``(x_src, x_dst)``.
             edge_index: the support, an ``edge_index`` ``[2, E]`` (any integer dtype),
-                ``EdgeIndex``, ``torch.sparse`` ``adj_t`` ``[N_dst, N_src]`` or
-                ``SparseTensor`` ``adj_t``; ``None`` for the implicit support (complete,
-                ``causal``, the layer's ``window``; within the graphs of ``batch``).
+                ``EdgeIndex``, ``torch.sparse`` ``adj_t`` ``[N_dst, N_src]`` (or hybrid
+                ``[N_dst, N_src, edge_dim]`` holding the edge features) or ``SparseTensor``
+                ``adj_t``; ``None`` for the implicit support (complete, ``causal``, the layer's
+                ``window``; within the graphs of ``batch``). Scalar values of a sparse adj
+                are not used (the weights are the softmax of the logits).
             edge_attr (Tensor, optional): ``[E, edge_dim]`` edge features.
             return_attention_weights (bool, optional): when set to a bool (``True`` or
                 ``False``, as in ``TransformerConv``), also return ``(edge_index, alpha)``,

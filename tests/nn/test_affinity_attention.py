@@ -416,6 +416,9 @@ def test_every_graph_input_gives_the_same_output():
     ae = AffinityAttention(6, 4, heads=2, edge_dim=3).double()
     st = SparseTensor(row=ei[1], col=ei[0], value=ea, sparse_sizes=(n, n))
     torch.testing.assert_close(ae(x, st), ae(x, ei, ea))
+    hybrid = torch.sparse_coo_tensor(ei.flip(0), ea, (n, n, 3)).coalesce()  # adj_t [N, N, F]
+    for a in (hybrid, hybrid.to_sparse_csr()):
+        torch.testing.assert_close(ae(x, a), ae(x, ei, ea))
     with pytest.raises(ValueError, match="integer"):
         aa(x, ei.double())
     with pytest.raises(ValueError, match="sparse adj_t of shape"):
