@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest_plugins = ["pytester"]  # tests/test_conftest.py runs this conftest on a small suite
+
 DATA_ENV = "AFFGRAPH_DATA"
 REQUIRE_ENV = "AFFGRAPH_REQUIRE_DATA"
 LAYOUT = ("planetoid/, webkb/, featsel/ and heterophilous/ as listed in "

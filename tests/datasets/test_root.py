@@ -1,11 +1,16 @@
 import hashlib
+import json
 import os
+import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from affgraph.datasets import DataFileError, list_datasets, resolve_root
-from affgraph.datasets._root import default_root, lookup, manifest, sha256sum, verify
+import affgraph
+from affgraph.datasets import DataFileError, list_datasets, load_webkb, resolve_root
+from affgraph.datasets._root import (cache_dir, default_root, lookup, manifest, sha256sum,
+                                     user_cache_dir, verify)
 
 
 def test_resolve_root_order(monkeypatch, tmp_path):
@@ -77,3 +82,69 @@ def test_missing_and_altered_files(data_root, tmp_path):
     with pytest.raises(DataFileError, match="checksum mismatch"):
         verify("colon", tmp_path)
     assert isinstance(DataFileError("x"), ValueError)
+
+
+# ---------------------------------------------------------------- cache and default root folders
+
+def _no_dir_env(monkeypatch, home):
+    for var in ("AFFGRAPH_CACHE", "AFFGRAPH_DATA", "XDG_CACHE_HOME", "XDG_DATA_HOME",
+                "LOCALAPPDATA"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def test_cache_dir_env_then_xdg_then_home(monkeypatch, tmp_path):
+    _no_dir_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert cache_dir() == user_cache_dir() == tmp_path / "home" / ".cache" / "affgraph"
+    assert default_root() == tmp_path / "home" / ".local" / "share" / "affgraph"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    assert cache_dir() == tmp_path / "xdg-cache" / "affgraph"
+    assert resolve_root() == default_root() == tmp_path / "xdg-data" / "affgraph"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # the XDG spec ignores relative paths
+    assert cache_dir() == tmp_path / "home" / ".cache" / "affgraph"
+    monkeypatch.setenv("AFFGRAPH_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"                      # the variable wins
+
+
+def test_cache_dir_per_platform(monkeypatch, tmp_path):
+    _no_dir_env(monkeypatch, tmp_path)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert cache_dir() == tmp_path / "Library" / "Caches" / "affgraph"
+    assert default_root() == tmp_path / "Library" / "Application Support" / "affgraph"
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
+    assert cache_dir() == tmp_path / "Local" / "affgraph" / "Cache"
+    assert default_root() == tmp_path / "Local" / "affgraph" / "Data"
+    monkeypatch.delenv("LOCALAPPDATA")
+    assert cache_dir() == tmp_path / "AppData" / "Local" / "affgraph" / "Cache"
+
+
+def test_default_cache_is_outside_package_checkout_and_root(monkeypatch, tmp_path):
+    _no_dir_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("AFFGRAPH_DATA", str(tmp_path / "root"))
+    package = Path(affgraph.__file__).resolve().parent
+    cache = cache_dir().resolve()
+    for folder in (package, package.parent, resolve_root().resolve(), default_root().resolve()):
+        assert folder != cache and folder not in cache.parents
+
+
+def test_processed_files_go_to_the_cache(data_root, tmp_path, monkeypatch):
+    _no_dir_env(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert load_webkb("Texas", data_root).num_nodes == 183
+    written = sorted(p.relative_to(tmp_path / "xdg") for p in (tmp_path / "xdg").rglob("*.pt"))
+    assert written and all(p.parts[:4] == ("affgraph", "processed", "webkb", "Texas")
+                           for p in written)
+
+
+def test_manifest_is_package_data():
+    res = resources.files("affgraph.datasets").joinpath("manifest.json")
+    assert res.is_file()
+    assert manifest() == json.loads(res.read_text(encoding="utf-8"))
+    for entry in manifest()["datasets"].values():
+        assert entry["kind"] in {"planetoid", "webkb", "featsel", "embedded", "heterophilous",
+                                 "synthetic"}
+        assert bool(entry["files"]) == (entry["kind"] not in {"embedded", "synthetic"})
+        assert all(len(d) == 64 for e in entry["files"].values() for d in e["sha256"])
