@@ -186,6 +186,33 @@ def test_layers_agree_across_devices(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_attention_with_edge_features_and_a_multigraph(device):
+    """AffinityAttention with edge features (one hop and 3 ppr hops) on an unsorted graph, and
+    one head on a multigraph with more edges than matrix entries, on ``device`` against the
+    same layers in float64 on the CPU, outputs and input gradients."""
+    g = torch.Generator().manual_seed(12)
+    n = 40
+    x = torch.randn(n, 12, generator=g)
+    ei = _random_graph(n, 200, seed=12)
+    ei = ei[:, torch.randperm(ei.size(1), generator=g)]
+    ea = torch.randn(ei.size(1), 5, generator=g)
+    multi = torch.randint(0, 3, (2, 30), generator=g)
+    cases = [(AffinityAttention(12, 8, heads=2, edge_dim=5), (ei, ea), n),
+             (AffinityAttention(12, 8, heads=2, edge_dim=5, hops=3, coeffs="ppr"), (ei, ea), n),
+             (AffinityAttention(12, 8), (multi,), 3)]
+    for layer, graph, m in cases:
+        layer.eval()
+        xd = x[:m].double().requires_grad_()
+        ref = layer.double()(xd, *(t.double() if t.is_floating_point() else t for t in graph))
+        (ref_grad,) = torch.autograd.grad(ref.square().sum(), xd)
+        xf = x[:m].to(device).requires_grad_()
+        out = layer.float().to(device)(xf, *(t.to(device) for t in graph))
+        (grad,) = torch.autograd.grad(out.square().sum(), xf)
+        torch.testing.assert_close(out.cpu().double(), ref.detach(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(grad.cpu().double(), ref_grad, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_ppr_closed_form_gradients_on_tiny_and_huge_columns(device):
     r"""``AffinityDiffusion(K=inf)`` (PPR, ``sym`` normalisation with self-loops) in float32:
     the output :math:`\alpha(I-(1-\alpha)\hat A)^{-1}x` and the input gradient
