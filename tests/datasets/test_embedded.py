@@ -5,7 +5,8 @@ from sklearn.datasets import load_wine
 from affgraph.datasets import load_embedded
 
 
-@pytest.mark.parametrize("name,shape,k", [("breast_cancer", (569, 30), 2), ("digits", (1797, 64), 10),
+@pytest.mark.parametrize("name,shape,k", [("breast_cancer", (569, 30), 2),
+                                          ("digits", (1797, 64), 10),
                                           ("wine", (178, 13), 3)])
 def test_embedded(name, shape, k):
     X, y = load_embedded(name)

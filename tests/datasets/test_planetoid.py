@@ -18,10 +18,12 @@ def test_public_split(name, data_root):
     data = load_planetoid(name, data_root)
     assert (data.num_nodes, data.num_edges, data.num_features) == (n, e, f)
     assert int(data.y.max()) + 1 == c and int(data.y.min()) == 0
-    assert [int(m.sum()) for m in (data.train_mask, data.val_mask, data.test_mask)] == [n_train, 500, 1000]
+    masks = (data.train_mask, data.val_mask, data.test_mask)
+    assert [int(m.sum()) for m in masks] == [n_train, 500, 1000]
     # 20 labelled nodes per class, disjoint masks
     assert torch.bincount(data.y[data.train_mask], minlength=c).tolist() == [20] * c
-    assert not bool((data.train_mask & data.val_mask).any() | (data.val_mask & data.test_mask).any())
+    assert not bool((data.train_mask & data.val_mask).any()
+                    | (data.val_mask & data.test_mask).any())
     assert is_undirected(data.edge_index)
 
 
@@ -30,13 +32,15 @@ def test_cora_class_counts(data_root):
     assert torch.bincount(y).tolist() == [351, 217, 418, 818, 426, 298, 180]
 
 
-@pytest.mark.parametrize("name,sizes", [("Cora", (1192, 796, 497)), ("CiteSeer", (1596, 1065, 666))])
+@pytest.mark.parametrize("name,sizes", [("Cora", (1192, 796, 497)),
+                                        ("CiteSeer", (1596, 1065, 666))])
 def test_geom_gcn_split(name, sizes, data_root):
     data = load_planetoid(name, data_root, split="geom-gcn")
     n = data.num_nodes
     for mask in (data.train_mask, data.val_mask, data.test_mask):
         assert mask.shape == (n, 10) and mask.dtype == torch.bool
-    assert tuple(int(m[:, 0].sum()) for m in (data.train_mask, data.val_mask, data.test_mask)) == sizes
+    masks = (data.train_mask, data.val_mask, data.test_mask)
+    assert tuple(int(m[:, 0].sum()) for m in masks) == sizes
     assert not bool((data.train_mask & data.test_mask).any())
 
 

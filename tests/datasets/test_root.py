@@ -31,7 +31,8 @@ def test_manifest_lists_every_shared_file(data_root):
     for line in (data_root / "SHA256SUMS").read_text().splitlines():
         digest, rel = line.split(None, 1)
         sums[rel.strip()] = digest
-    listed = {rel: e["sha256"] for d in manifest()["datasets"].values() for rel, e in d["files"].items()}
+    listed = {rel: e["sha256"] for d in manifest()["datasets"].values()
+              for rel, e in d["files"].items()}
     assert set(listed) == set(sums)
     assert all(sums[rel] in accepted for rel, accepted in listed.items())
     assert len(list_datasets("featsel")) == 22
@@ -62,7 +63,8 @@ def test_lookup_is_case_and_dash_insensitive():
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(ValueError, match="unknown dataset 'Amazon'.*Cora.*Wisconsin"):
         lookup("Amazon")
-    with pytest.raises(ValueError, match="unknown webkb dataset 'Cora'; known: Cornell, Texas, Wisconsin"):
+    with pytest.raises(ValueError,
+                       match="unknown webkb dataset 'Cora'; known: Cornell, Texas, Wisconsin"):
         lookup("Cora", "webkb")
     with pytest.raises(ValueError, match="unknown dataset kind"):
         list_datasets("graphs")

@@ -16,13 +16,15 @@ def test_webkb(name, data_root):
     assert sorted(torch.unique(data.y).tolist()) == [0, 1, 2, 3, 4]
     for mask in (data.train_mask, data.val_mask, data.test_mask):
         assert mask.shape == (n, 10) and mask.dtype == torch.bool
-    assert tuple(int(m[:, 0].sum()) for m in (data.train_mask, data.val_mask, data.test_mask)) == split0
+    masks = (data.train_mask, data.val_mask, data.test_mask)
+    assert tuple(int(m[:, 0].sum()) for m in masks) == split0
     assert not bool((data.train_mask & data.val_mask).any())
 
 
 def test_webkb_features_match_raw_text(data_root):
     # independent parse of the TSV: node_id <TAB> comma-separated features <TAB> label
-    lines = (data_root / "webkb" / "texas" / "raw" / "out1_node_feature_label.txt").read_text().split("\n")[1:]
+    raw = data_root / "webkb" / "texas" / "raw" / "out1_node_feature_label.txt"
+    lines = raw.read_text().split("\n")[1:]
     rows = [line.split("\t") for line in lines if line]
     data = load_webkb("Texas", data_root)
     for node_id, feats, label in rows[:20]:
