@@ -322,8 +322,20 @@ class FeatureAffinity:
         return torch.stack([j[keep], i[keep]]), w[keep]
 
 
+def _check_term_weights(term_weights: Sequence[float]) -> np.ndarray:
+    try:
+        a = np.asarray(term_weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or a.shape != (3,) or not np.isfinite(a).all() or (a < 0).any():
+        raise ValueError(f"term_weights must be 3 finite non-negative weights, got "
+                         f"{term_weights!r}")
+    return a
+
+
 def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
-                     alpha: Union[float, Sequence[float]] = 0.5, variant: str = "paper",
+                     std_weight: Optional[float] = None,
+                     term_weights: Optional[Sequence[float]] = None, variant: str = "paper",
                      block: int = 4096, gemm_dtype: torch.dtype = torch.float32
                      ) -> FeatureAffinity:
     r"""The feature-affinity matrix of an Inf-FS variant, as an implicit operator.
@@ -332,24 +344,39 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     scaling to [0, 1], :math:`c_{ij}` Spearman's rank correlation (0 where undefined):
 
     .. math::
-        \text{paper, u2020:}\quad a_{ij} = \alpha \max(\tilde\sigma_i, \tilde\sigma_j)
-            + (1 - \alpha)(1 - |c_{ij}|)
+        \text{paper, u2020:}\quad a_{ij} = w \max(\tilde\sigma_i, \tilde\sigma_j)
+            + (1 - w)(1 - |c_{ij}|)
 
     .. math::
-        \text{fslib:}\quad a_{ij} = \alpha\, c_{ij} + (1 - \alpha) \max(\tilde\sigma_i,
-            \tilde\sigma_j)
+        \text{fslib:}\quad a_{ij} = w \max(\tilde\sigma_i, \tilde\sigma_j) + (1 - w)\, c_{ij}
         \qquad \text{(with } y\text{: } c_{ij} \to \text{minmax}(f_i f_j) \text{, Fisher } f)
 
     .. math::
-        \text{u2020 with } y:\quad a_{ij} = \alpha_1 \frac{\mathrm{mi}_j + f_i}{2}
-            + \alpha_2 \frac{\mathrm{mi}_j + \tilde\sigma_{ij}}{2}
-            + \alpha_3 \frac{\tilde\sigma_{ij} + f_i}{2}
+        \text{u2020 with } y:\quad a_{ij} = a_1 \frac{\mathrm{mi}_j + f_i}{2}
+            + a_2 \frac{\mathrm{mi}_j + \tilde\sigma_{ij}}{2}
+            + a_3 \frac{\tilde\sigma_{ij} + f_i}{2}
 
-    where :math:`\tilde\sigma_{ij} = \max(\tilde\sigma_i, \tilde\sigma_j)` and
+    where :math:`w` is ``std_weight`` (the weight of the standard-deviation term, the
+    paper's loading coefficient :math:`\alpha`), :math:`(a_1, a_2, a_3)` are ``term_weights``,
+    :math:`\tilde\sigma_{ij} = \max(\tilde\sigma_i, \tilde\sigma_j)` and
     :math:`\mathrm{mi}`, :math:`f` are the min-max scaled :func:`mutual_info_scores` and
     :func:`fisher_scores` (this matrix is not symmetric). ``fslib`` follows the PyPI port
-    ``PyIFS`` of FSLib's ``infFS.m`` (signed correlation, ``alpha`` on the correlation term);
-    ``u2020`` is InfFS_U / InfFS_S (Roffo et al., TPAMI 2020).
+    ``PyIFS`` of FSLib's ``infFS.m`` (signed correlation; PyIFS's ``alpha`` weighs the
+    correlation term and equals ``1 - std_weight``); ``u2020`` is InfFS_U / InfFS_S (Roffo et
+    al., TPAMI 2020).
+
+    Args:
+        X (array or Tensor): ``[m, n]`` samples x features, finite, :math:`m, n \ge 2`.
+        y (array, optional): ``[m]`` labels (supervised variants).
+        std_weight (float, optional): :math:`w \in [0, 1]`, for every graph but the supervised
+            ``u2020`` one; ``None`` means ``0.5``. (default: ``None``)
+        term_weights (3 floats, optional): :math:`(a_1, a_2, a_3)`, finite and non-negative,
+            for the supervised ``u2020`` graph only; ``None`` means ``(0.5, 0.5, 0.5)``.
+            (default: ``None``)
+        variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
+        block (int): tile size of the blocked products. (default: ``4096``)
+        gemm_dtype (torch.dtype): dtype of the tiled correlation products.
+            (default: ``torch.float32``)
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown Inf-FS variant {variant!r}; expected one of {VARIANTS}")
@@ -359,30 +386,36 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     if sup:
         codes, K = _encode_labels(y, m)
     if sup and variant == "u2020":
-        a = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (3,))
-        if not np.isfinite(a).all() or (a < 0).any():
-            raise ValueError(f"alpha must be 3 finite non-negative weights, got {alpha!r}")
+        if std_weight is not None:
+            raise ValueError(f"std_weight={std_weight!r} does not apply to the supervised "
+                             "'u2020' graph (InfFS_S); weigh its three terms with term_weights")
+        a = _check_term_weights((0.5, 0.5, 0.5) if term_weights is None else term_weights)
     else:
-        if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        if term_weights is not None:
+            raise ValueError(f"term_weights={term_weights!r} applies to the supervised 'u2020' "
+                             "graph (InfFS_S) only; use std_weight here")
+        w = 0.5 if std_weight is None else std_weight  # the paper's loading coefficient
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0.0 <= w <= 1.0:
+            raise ValueError(f"std_weight must be a number in [0, 1], got {std_weight!r}")
+        w = float(w)
     sig = _minmax(X.std(0, ddof=1))
     ones = np.ones(n)
     kw = dict(block=block, gemm_dtype=gemm_dtype)
     if variant in ("paper", "u2020") and not sup:
-        return FeatureAffinity(n, s=sig, c_max=alpha, Z=_spearman_factor(X), c_abs=-(1 - alpha),
-                               rank_one=[(1 - alpha, ones, ones)], **kw)
+        return FeatureAffinity(n, s=sig, c_max=w, Z=_spearman_factor(X), c_abs=-(1 - w),
+                               rank_one=[(1 - w, ones, ones)], **kw)
     if variant == "paper":
         raise ValueError("variant='paper' is unsupervised; use variant='u2020' (InfFS_S) or "
                          "'fslib' with labels")
     if variant == "fslib" and not sup:
-        return FeatureAffinity(n, s=sig, c_max=1 - alpha, Z=_spearman_factor(X), c_corr=alpha,
+        return FeatureAffinity(n, s=sig, c_max=w, Z=_spearman_factor(X), c_corr=1 - w,
                                **kw)
     f = fisher_scores(X, codes, K)
     if variant == "fslib":
         lo, hi = float(f.min()) ** 2, float(f.max()) ** 2
-        terms = [] if hi <= lo else [(alpha / (hi - lo), f, f), (-alpha * lo / (hi - lo), ones,
-                                                                 ones)]
-        return FeatureAffinity(n, s=sig, c_max=1 - alpha, rank_one=terms, **kw)
+        c = 1 - w  # the weight of the Fisher-product term
+        terms = [] if hi <= lo else [(c / (hi - lo), f, f), (-c * lo / (hi - lo), ones, ones)]
+        return FeatureAffinity(n, s=sig, c_max=w, rank_one=terms, **kw)
     mi = _minmax(mutual_info_scores(X, codes, K))
     f = _minmax(f)
     return FeatureAffinity(n, s=sig, c_max=(a[1] + a[2]) / 2,
@@ -395,7 +428,8 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 # ----------------------------------------------------------------------------------------------
 
 def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
-                 alpha: Union[float, Sequence[float]] = 0.5, r_frac: float = 0.9,
+                 std_weight: Optional[float] = None,
+                 term_weights: Optional[Sequence[float]] = None, r_frac: float = 0.9,
                  hops: Union[int, float, Sequence[Union[int, float]]] = math.inf,
                  knn: Optional[int] = None, variant: str = "paper",
                  max_dense_bytes: int = 2 ** 30, block: int = 4096,
@@ -422,7 +456,7 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     the call with that single ``hops``); ``knn=k`` keeps each
     feature's ``k`` strongest affinities (symmetrised) and diffuses on that sparse graph, with
     :math:`\rho` its spectral radius. ``y`` switches ``"u2020"`` to InfFS_S (mutual
-    information, Fisher score, standard deviation; ``alpha`` a 3-vector, any number of
+    information, Fisher score, standard deviation, weighed by ``term_weights``; any number of
     classes, labels of any type) and ``"fslib"`` to FSLib's supervised graph.
 
     Memory and time: affinities with the :math:`|c_{ij}|` term (``paper``, ``u2020``
@@ -436,7 +470,13 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     Args:
         X (array or Tensor): ``[m, n]`` samples x features, finite, :math:`m, n \ge 2`.
         y (array, optional): ``[m]`` labels (supervised variants).
-        alpha (float or 3 floats): mixing weight(s). (default: ``0.5``)
+        std_weight (float, optional): the weight :math:`w \in [0, 1]` of the
+            standard-deviation term of :func:`feature_affinity` (the paper's :math:`\alpha`;
+            not for the supervised ``u2020`` graph); ``None`` means ``0.5``.
+            (default: ``None``)
+        term_weights (3 floats, optional): the weights of the three terms of the supervised
+            ``u2020`` graph (only there); ``None`` means ``(0.5, 0.5, 0.5)``.
+            (default: ``None``)
         r_frac (float): the decay as a fraction of :math:`1/\rho`, in (0, 1).
             (default: ``0.9``)
         hops (int, float or sequence): :math:`K \ge 1` or ``math.inf``, or a sequence of
@@ -466,7 +506,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     if knn is not None and (isinstance(knn, bool) or not isinstance(knn, numbers.Integral)
                             or knn < 1):
         raise ValueError(f"knn must be a positive int, got {knn!r}")
-    A = feature_affinity(X, y, alpha=alpha, variant=variant, block=block)
+    A = feature_affinity(X, y, std_weight=std_weight, term_weights=term_weights,
+                         variant=variant, block=block)
     n = A.n
     ones = torch.ones(n, dtype=torch.float64)
     with torch.no_grad():

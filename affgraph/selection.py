@@ -31,9 +31,15 @@ class InfFS(SelectorMixin, BaseEstimator):
             warning, if it exceeds their number); a float in
             (0, 1] is a fraction of them; ``None`` keeps InfFS_U's automatic subset size for
             ``variant="u2020"`` and half the features otherwise. (default: ``None``)
-        alpha (float or 3 floats): affinity mixing weight(s); a 3-vector for the supervised
-            ``u2020`` graph (mutual information, Fisher score, standard deviation).
-            (default: ``0.5``)
+        std_weight (float, optional): the weight :math:`w \in [0, 1]` of the
+            standard-deviation term of the affinity, :math:`1 - w` on the other one (for
+            ``"paper"``, :math:`a_{ij} = w \max(\tilde\sigma_i, \tilde\sigma_j)
+            + (1 - w)(1 - |c_{ij}|)`, the paper's loading coefficient :math:`\alpha`; see
+            :func:`affgraph.inffs.feature_affinity`), for every graph but the supervised one;
+            ``None`` means ``0.5``. (default: ``None``)
+        term_weights (3 floats, optional): the weights of the three terms of the supervised
+            ``u2020`` graph (mutual information, Fisher score, standard deviation), only with
+            ``supervised=True``; ``None`` means ``(0.5, 0.5, 0.5)``. (default: ``None``)
         r_frac (float): the decay as a fraction of :math:`1/\rho(A)`, in (0, 1) (the absolute
             decay is :math:`r = r_{\text{frac}}/\rho(A)`). (default: ``0.9``)
         hops (int or float): truncate the series after K hops (``1`` = degree ranking) or
@@ -52,11 +58,13 @@ class InfFS(SelectorMixin, BaseEstimator):
     """
 
     def __init__(self, n_features_to_select: Optional[Union[int, float]] = None, *,
-                 alpha: Union[float, Sequence[float]] = 0.5, r_frac: float = 0.9,
+                 std_weight: Optional[float] = None,
+                 term_weights: Optional[Sequence[float]] = None, r_frac: float = 0.9,
                  hops: Union[int, float] = math.inf, knn: Optional[int] = None,
                  variant: str = "paper", supervised: bool = False) -> None:
         self.n_features_to_select = n_features_to_select
-        self.alpha = alpha
+        self.std_weight = std_weight
+        self.term_weights = term_weights
         self.r_frac = r_frac
         self.hops = hops
         self.knn = knn
@@ -78,8 +86,8 @@ class InfFS(SelectorMixin, BaseEstimator):
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2,
                               ensure_min_features=2)
-        scores = inffs_scores(X, y if self.supervised else None, alpha=self.alpha,
-                              r_frac=self.r_frac,
+        scores = inffs_scores(X, y if self.supervised else None, std_weight=self.std_weight,
+                              term_weights=self.term_weights, r_frac=self.r_frac,
                               hops=self.hops, knn=self.knn, variant=self.variant).numpy()
         n = scores.shape[0]
         order = np.argsort(-scores, kind="stable")

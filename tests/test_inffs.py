@@ -29,9 +29,9 @@ def _mm(v):
     return (v - v.min()) / (v.max() - v.min()) if v.max() > v.min() else np.zeros_like(v)
 
 
-def _ref_paper_A(X, alpha=0.5):
+def _ref_paper_A(X, w=0.5):
     s = _mm(X.std(0, ddof=1))
-    return alpha * np.maximum.outer(s, s) + (1 - alpha) * (1 - np.abs(_spearman(X)))
+    return w * np.maximum.outer(s, s) + (1 - w) * (1 - np.abs(_spearman(X)))
 
 
 def _closed_form(A, r_abs):
@@ -51,7 +51,7 @@ def test_paper_matches_closed_form(dense):
     A = _ref_paper_A(X, 0.4)
     ref = _closed_form(A, 0.9 / np.linalg.eigvalsh(A).max())
     kw = {} if dense else dict(max_dense_bytes=0, block=7)  # float32 tiles, ragged blocks
-    ours = inffs_scores(X, alpha=0.4, **kw).numpy()
+    ours = inffs_scores(X, std_weight=0.4, **kw).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-8 if dense else 1e-6)
     np.testing.assert_array_equal(_rank(ours), _rank(ref))
 
@@ -144,10 +144,45 @@ def test_fslib_matches_pyifs_supervised():
     X = _data(m=40, n=20, seed=5)
     y = np.where(np.random.default_rng(5).random(40) < 0.5, -1, 1)
     X[y == 1, :4] += 1.5
-    ranked, weight = _pyifs().infFS(X.copy(), y, 0.3, 1, 0)
-    ours = inffs_scores(X, y, alpha=0.3, variant="fslib").numpy()
+    ranked, weight = _pyifs().infFS(X.copy(), y, 0.3, 1, 0)  # PyIFS's alpha = 1 - std_weight
+    ours = inffs_scores(X, y, std_weight=0.7, variant="fslib").numpy()
     np.testing.assert_allclose(ours, weight, rtol=1e-8)
     np.testing.assert_array_equal(_rank(ours), ranked)
+
+
+def test_fslib_std_weight_matches_pyifs_alpha_on_the_correlation():
+    X = _data(m=40, n=20, seed=4)
+    ranked, weight = _pyifs().infFS(X.copy(), None, 0.8, 0, 0)  # PyIFS's alpha = 1 - std_weight
+    ours = inffs_scores(X, std_weight=0.2, variant="fslib").numpy()
+    np.testing.assert_allclose(ours, weight, rtol=1e-8)
+    np.testing.assert_array_equal(_rank(ours), ranked)
+
+
+def test_std_weight_is_the_weight_of_the_std_term_in_every_variant():
+    """w max(s_i, s_j) + (1 - w) * (the other term), against dense float64 formulas."""
+    X = _data(m=40, n=9, seed=12)
+    y = np.where(np.arange(40) % 3 == 0, "a", "b")
+    s = _mm(X.std(0, ddof=1))
+    S, C = np.maximum.outer(s, s), _spearman(X)
+    m1, m0 = X[y == "a"].mean(0), X[y == "b"].mean(0)
+    f = (m1 - m0) ** 2 / (X[y == "a"].var(0, ddof=1) + X[y == "b"].var(0, ddof=1))
+    FF = _mm(np.outer(f, f))
+    other = {("paper", None): 1 - np.abs(C), ("u2020", None): 1 - np.abs(C),
+             ("fslib", None): C, ("fslib", "y"): FF}
+    for (variant, yy), B in other.items():
+        labels = y if yy else None
+        for w in (0.0, 0.3, 1.0):
+            A = feature_affinity(X, labels, std_weight=w, variant=variant,
+                                 gemm_dtype=torch.float64)
+            np.testing.assert_allclose(A.dense().numpy(), w * S + (1 - w) * B, atol=1e-12)
+        # None is 0.5
+        np.testing.assert_array_equal(
+            feature_affinity(X, labels, variant=variant).dense().numpy(),
+            feature_affinity(X, labels, std_weight=0.5, variant=variant).dense().numpy())
+    # the supervised u2020 graph: None is (0.5, 0.5, 0.5)
+    np.testing.assert_array_equal(
+        inffs_scores(X, y, variant="u2020").numpy(),
+        inffs_scores(X, y, variant="u2020", term_weights=[0.5, 0.5, 0.5]).numpy())
 
 
 # ---------------------------------------------------------------- u2020
@@ -208,7 +243,7 @@ def test_u2020_supervised_matches_loop_reference():
     rowmax = G.sum(1).max()
     eps = 5e-6 * n
     S = np.linalg.inv(np.eye(n) - (1 - eps) / rowmax * G / (rowmax + eps))
-    ours = inffs_scores(X, y, alpha=a, variant="u2020", r_frac=1 - eps).numpy()
+    ours = inffs_scores(X, y, term_weights=a, variant="u2020", r_frac=1 - eps).numpy()
     np.testing.assert_allclose(ours + 1.0, S.sum(1), rtol=1e-10)
     assert _rank(ours)[0] in (0, 1, 2)  # an informative feature wins
 
@@ -253,7 +288,7 @@ def test_constant_features_defined():
     np.testing.assert_allclose(ours, _closed_form(A, 0.9 / np.linalg.eigvalsh(A).max()),
                                rtol=1e-8)
     allconst = np.ones((5, 4))
-    s = inffs_scores(allconst).numpy()  # A = (1 - alpha) J: every feature equal
+    s = inffs_scores(allconst).numpy()  # A = (1 - std_weight) J: every feature equal
     np.testing.assert_allclose(s, np.full(4, s[0]))
     assert np.isfinite(s).all()
 
@@ -286,10 +321,19 @@ def test_bad_input_errors():
         inffs_scores(X, np.zeros(5), variant="u2020")
     with pytest.raises(ValueError, match="unsupervised"):
         inffs_scores(X, np.arange(60) % 2, variant="paper")
-    with pytest.raises(ValueError, match="3 finite"):
-        inffs_scores(X, np.arange(60) % 2, variant="u2020", alpha=(0.5, -1.0, 0.5))
-    with pytest.raises(ValueError, match="alpha"):
-        inffs_scores(X, alpha=1.5)
+    y2 = np.arange(60) % 2
+    for bad in [(0.5, -1.0, 0.5), (0.5, 0.5), 0.5, (0.5, math.nan, 0.5), ("a", "b", "c")]:
+        with pytest.raises(ValueError, match="term_weights must be 3 finite"):
+            inffs_scores(X, y2, variant="u2020", term_weights=bad)
+    for bad in [1.5, -0.1, True, (0.5, 0.5, 0.5), "0.5"]:
+        with pytest.raises(ValueError, match=r"std_weight must be a number in \[0, 1\]"):
+            inffs_scores(X, std_weight=bad)
+    # each weight belongs to its graph: refused, not ignored, elsewhere
+    with pytest.raises(ValueError, match="std_weight=0.5 does not apply to the supervised"):
+        inffs_scores(X, y2, variant="u2020", std_weight=0.5)
+    for variant, yy in [("paper", None), ("u2020", None), ("fslib", None), ("fslib", y2)]:
+        with pytest.raises(ValueError, match="term_weights=.* applies to the supervised"):
+            feature_affinity(X, yy, variant=variant, term_weights=(0.2, 0.3, 0.5))
 
 
 def test_feature_affinity_rows_entries_and_products_agree():

@@ -14,7 +14,8 @@ def _check_name(check):
 
 
 _ESTIMATORS = [InfFS(), InfFS(3, variant="fslib", hops=4),
-               InfFS(0.5, variant="u2020", supervised=True, alpha=(0.2, 0.3, 0.5)),
+               InfFS(0.5, variant="u2020", supervised=True, term_weights=(0.2, 0.3, 0.5)),
+               InfFS(std_weight=0.3, variant="fslib"),
                InfFS(2, knn=2)]
 # every scikit-learn check, except the array-API one: InfFS declares no array-API support
 # and scikit-learn itself skips that check unless SCIPY_ARRAY_API is set at start-up
@@ -59,6 +60,29 @@ def test_r_frac_parameter():
     assert not np.allclose(InfFS(r_frac=0.7).fit(X).scores_, InfFS().fit(X).scores_)
     with pytest.raises(TypeError, match="'r'"):
         InfFS(r=0.7)
+
+
+def test_std_weight_and_term_weights_parameters():
+    X, y = _data()
+    params = InfFS(std_weight=0.3).get_params()
+    assert params["std_weight"] == 0.3 and params["term_weights"] is None
+    assert "alpha" not in params
+    for variant in ("paper", "fslib", "u2020"):
+        np.testing.assert_array_equal(InfFS(std_weight=0.3, variant=variant).fit(X).scores_,
+                                      inffs_scores(X, std_weight=0.3, variant=variant).numpy())
+    assert not np.allclose(InfFS(std_weight=0.3).fit(X).scores_, InfFS().fit(X).scores_)
+    a = (0.2, 0.3, 0.5)
+    sup = InfFS(variant="u2020", supervised=True, term_weights=a).fit(X, y)
+    np.testing.assert_array_equal(sup.scores_,
+                                  inffs_scores(X, y, variant="u2020", term_weights=a).numpy())
+    with pytest.raises(TypeError, match="'alpha'"):
+        InfFS(alpha=0.5)
+    with pytest.raises(ValueError, match="std_weight=0.3 does not apply to the supervised"):
+        InfFS(variant="u2020", supervised=True, std_weight=0.3).fit(X, y)
+    with pytest.raises(ValueError, match="term_weights=.* applies to the supervised"):
+        InfFS(variant="u2020", term_weights=a).fit(X)
+    with pytest.raises(ValueError, match="std_weight must be a number"):
+        InfFS(std_weight=2.0).fit(X)
 
 
 def test_ties_rank_stably():
