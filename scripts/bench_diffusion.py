@@ -83,21 +83,22 @@ def _same_ranking(a: np.ndarray, b: np.ndarray) -> bool:
 
 # ---- references ------------------------------------------------------------------------------
 
-def closed_form_reference(X: np.ndarray, alpha: float = 0.5, r: float = 0.9) -> np.ndarray:
+def closed_form_reference(X: np.ndarray, std_weight: float = 0.5, r: float = 0.9) -> np.ndarray:
     """Inf-FS (ICCV 2015) as the reference code does it: dense affinity, eig, inv (float64)."""
     s = X.std(0, ddof=1)
     s = (s - s.min()) / (s.max() - s.min())
     C = np.nan_to_num(scipy.stats.spearmanr(X).correlation)
-    A = alpha * np.maximum.outer(s, s) + (1 - alpha) * (1 - np.abs(C))
+    A = std_weight * np.maximum.outer(s, s) + (1 - std_weight) * (1 - np.abs(C))
     rho = np.linalg.eigvalsh(A).max()
     I = np.eye(A.shape[0])
     return (np.linalg.inv(I - (r / rho) * A) - I).sum(1)
 
 
-def pyifs_reference(X: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def pyifs_reference(X: np.ndarray, std_weight: float = 0.5) -> np.ndarray:
+    """PyIFS's ``infFS`` (FSLib's graph); its ``alpha`` weighs the correlation: 1 - std_weight."""
     mod = importlib.import_module("PyIFS.InfFS")
     mod.stats, mod.math = scipy.stats, math  # PyIFS 0.0.3 forgets to import them
-    _, weight = mod.InfFS().infFS(X.copy(), None, alpha, 0, 0)
+    _, weight = mod.InfFS().infFS(X.copy(), None, 1.0 - std_weight, 0, 0)
     return np.asarray(weight)
 
 

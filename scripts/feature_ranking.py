@@ -545,7 +545,7 @@ def _agreement(a: np.ndarray, b: np.ndarray, ks: Sequence[int]) -> tuple[float, 
 
 
 def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
-             alpha: float = 0.5, r_frac: float = 0.9, ks: Sequence[int] = (10, 50),
+             std_weight: float = 0.5, r_frac: float = 0.9, ks: Sequence[int] = (10, 50),
              progress: bool = True) -> list[dict]:
     r"""Why Inf-FS ranks alike at 1, 2, ... and infinitely many hops, per dataset (all samples).
 
@@ -580,7 +580,7 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
         row: dict = dict(dataset=dname, m=m, n=n)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            A = feature_affinity(X, alpha=alpha)
+            A = feature_affinity(X, std_weight=std_weight)
             if 8 * n * n <= 2 ** 30:
                 A.dense()
             def apply(v: np.ndarray) -> np.ndarray:
@@ -588,7 +588,8 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             lam, v1 = _top_eigs(apply, n, lambda: A.dense().numpy())
             row["gap"] = abs(lam[1]) / lam[0]
             row["cos1"] = abs(v1.sum()) / math.sqrt(n)
-            h1, hinf = inffs_scores(X, alpha=alpha, r_frac=r_frac, hops=[1, math.inf]).numpy()
+            h1, hinf = inffs_scores(X, std_weight=std_weight, r_frac=r_frac,
+                                     hops=[1, math.inf]).numpy()
             row["tau"], over = _agreement(h1, hinf, ks)
             row.update({f"top{k}": o for k, o in zip(ks, over)})
             row["rho_std"] = float(spearmanr(hinf, X.std(0, ddof=1)).statistic)
@@ -597,7 +598,7 @@ def diagnose(datasets: Sequence[str], *, root: str | None = None, knn: int = 10,
             K = coo_matrix((w.numpy(), (ei[1].numpy(), ei[0].numpy())), shape=(n, n)).tocsr()
             lam, _ = _top_eigs(lambda v: K @ v, n, lambda: K.toarray())
             row["knn_gap"] = abs(lam[1]) / lam[0]
-            k1, kinf = inffs_scores(X, alpha=alpha, r_frac=r_frac, hops=[1, math.inf],
+            k1, kinf = inffs_scores(X, std_weight=std_weight, r_frac=r_frac, hops=[1, math.inf],
                                     knn=knn).numpy()
             row["knn_tau"], over = _agreement(k1, kinf, ks)
             row.update({f"knn_top{k}": o for k, o in zip(ks, over)})

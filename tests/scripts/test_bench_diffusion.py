@@ -41,6 +41,11 @@ def test_references_are_the_closed_form():
     np.testing.assert_allclose(inffs_scores(X).numpy(), ref, rtol=1e-9)
     np.testing.assert_allclose(inffs_scores(X, variant="fslib").numpy(), bd.pyifs_reference(X),
                                rtol=1e-9)
+    # std_weight means the same in the references: the weight of the std term
+    np.testing.assert_allclose(inffs_scores(X, std_weight=0.3).numpy(),
+                               bd.closed_form_reference(X, std_weight=0.3), rtol=1e-9)
+    np.testing.assert_allclose(inffs_scores(X, std_weight=0.2, variant="fslib").numpy(),
+                               bd.pyifs_reference(X, std_weight=0.2), rtol=1e-9)
 
 
 def _row(case, t_ref, t_ours, **kw):
