@@ -7,5 +7,5 @@ matrix ``A``. Attention is one hop of message passing over ``A``; Inf-FS is infi
 from affgraph import functional, nn
 from affgraph.selection import InfFS  # noqa: F401  (affgraph.InfFS)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["functional", "nn", "__version__"]

@@ -644,7 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--knn", type=int, default=10, help="neighbours of the -knn Inf-FS variants")
     p.add_argument("--data-root", default=None,
-                   help="folder with featsel/ (default: $AFFGRAPH_DATA, then datasets/cache/)")
+                   help="folder with featsel/ (default: $AFFGRAPH_DATA, then the per-user "
+                        "data folder)")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: breast_cancer, wine, planted-small; k 5 10 20; 3 folds")
     add_output_args(p, row="fold and k", plot="plots", threads=None, device=False)

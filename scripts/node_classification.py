@@ -235,7 +235,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
         hops: hop counts of the hop models (``math.inf`` allowed).
         seeds: a count ``n`` (seeds ``0..n-1``) or an explicit list.
         data_root: the data root of the file-based sets (else ``$AFFGRAPH_DATA``, else
-            ``datasets/cache/``).
+            :func:`affgraph.datasets.resolve_root`'s per-user default).
         epochs, patience: training length and early-stopping patience.
         csbm_nodes: nodes of each cSBM graph.
         progress: show a tqdm progress bar.
@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
                    help="folder with planetoid/ and webkb/ (default: $AFFGRAPH_DATA, then "
-                        "datasets/cache/)")
+                        "the per-user data folder)")
     p.add_argument("--epochs", type=int, default=500)
     p.add_argument("--patience", type=int, default=100)
     p.add_argument("--csbm-nodes", type=int, default=1000)
@@ -642,7 +642,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         raise SystemExit(f"error: {err}") from None
     root = args.data_root
     if needs_root(datasets) and root is None and os.environ.get("AFFGRAPH_DATA") is None:
-        print("note: no --data-root or AFFGRAPH_DATA; reading datasets/cache/", file=sys.stderr)
+        from affgraph.datasets import resolve_root
+
+        print(f"note: no --data-root or AFFGRAPH_DATA; reading {resolve_root()}", file=sys.stderr)
     rows = run(datasets, args.models, hops=hops, seeds=seeds, data_root=root, done=done,
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),

@@ -22,7 +22,7 @@ OPTIONAL = {"torch_sparse"}  # imported inside try/except ImportError only
 
 
 def test_version_and_modules():
-    assert affgraph.__version__ == PYPROJECT["project"]["version"] == "0.1.0"
+    assert affgraph.__version__ == PYPROJECT["project"]["version"] == "0.2.0"
     assert hasattr(affgraph, "functional") and hasattr(affgraph, "nn")
 
 
