@@ -500,9 +500,13 @@ def format_table(rows: Sequence[dict]) -> str:
             line.append(text)
         body.append(line)
     table = markdown_table(["model"] + datasets, body)
-    over = f"{counts.pop()} seed(s)" if len(counts) == 1 else "n seeds (per cell)"
+    if counts == {1}:
+        desc = "one seed"
+    else:
+        desc = "mean ± std over " + (f"{counts.pop()} seeds" if len(counts) == 1
+                                     else "n seeds (per cell)")
     variants = len({m for m, k in models if k}) > 1
-    return (f"{table}\n\nTest accuracy (%), mean ± std over {over}; "
+    return (f"{table}\n\nTest accuracy (%), {desc}; "
             f"{BEST_MARK} = the hop count with the best mean validation accuracy"
             + ("; bold: the best of them over all hop models and attention dropouts."
                if variants else "."))

@@ -61,7 +61,7 @@ def test_format_table_missing_cells_and_empty():
     rows = [_row("GCN", "", 0, 0.5, 0.5, "A"), _row("APPNP", "", 0, 0.5, 0.25, "B")]
     lines = nc.format_table(rows).splitlines()
     assert lines[2] == "| GCN | 50.0 | — |" and lines[3] == "| APPNP | — | 25.0 |"  # 1 seed
-    assert "over 1 seed(s)" in lines[-1]
+    assert "Test accuracy (%), one seed;" in lines[-1] and "±" not in lines[-1]
     # unequal seed counts: each cell says its n
     lines = nc.format_table(rows + [_row("GCN", "", 1, 0.5, 0.7, "A")]).splitlines()
     assert lines[2] == "| GCN | 60.0 ± 14.1 (n=2) | — |" and "n seeds (per cell)" in lines[-1]
