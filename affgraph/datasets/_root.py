@@ -1,10 +1,11 @@
 """Where data lives and whether it is intact: root and cache folders, the manifest, sha256 checks.
 
-Every raw file a loader reads is first checked against the sha256 listed in the manifest
-(``affgraph/datasets/manifest.json``, shipped inside the package); only then is it parsed or
-unpickled. A missing file or an altered one raises :class:`DataFileError` (a
-:class:`ValueError`) that names the expected path and the :func:`affgraph.datasets.fetch` call
-that fills it. Nothing is ever downloaded implicitly.
+Every raw file a loader reads is read into memory once and its bytes are checked against the
+sha256 listed in the manifest (``affgraph/datasets/manifest.json``, shipped inside the
+package); only those very bytes are then parsed or unpickled (:func:`read_verified`), so a file
+swapped on disk after the check is never read. A missing file or an altered one raises
+:class:`DataFileError` (a :class:`ValueError`) that names the expected path and the
+:func:`affgraph.datasets.fetch` call that fills it. Nothing is ever downloaded implicitly.
 
 Three folders are involved, each resolved in a fixed order:
 
@@ -24,7 +25,7 @@ import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 APP = "affgraph"
 MANIFEST = "manifest.json"
@@ -32,6 +33,18 @@ MANIFEST = "manifest.json"
 
 class DataFileError(ValueError):
     """A data file is missing, altered, or unreadable."""
+
+
+class DataCacheWarning(UserWarning):
+    """A processed cache file failed its check and is being rebuilt from the raw files."""
+
+
+class RawFile(NamedTuple):
+    """A raw data file read once: its ``path``, its bytes ``data`` and their ``sha256``."""
+
+    path: Path
+    data: bytes
+    sha256: str
 
 
 def _platform_dir(kind: str) -> Path:
@@ -141,15 +154,24 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data`` (bytes already in memory)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def fetch_hint(dataset: str, root: Path) -> str:
     """The library call that downloads ``dataset`` into ``root``."""
     return f'affgraph.datasets.fetch("{dataset}", root="{root}")'
 
 
-def check_file(root: Path, rel: str, entry: dict[str, Any], dataset: str) -> Path:
-    """Verify one raw file against its manifest entry; return its path.
+def read_file(root: Path, rel: str, entry: dict[str, Any], dataset: str) -> RawFile:
+    """Read one raw file once and verify its bytes against its manifest entry.
 
-    Raises :class:`DataFileError` if it is missing or its sha256 is not an accepted one.
+    The returned :class:`RawFile` holds the bytes that were hashed: parse those, never the path
+    again, so a file replaced on disk after the check is never read.
+
+    Raises :class:`DataFileError` if it is missing, unreadable, or its sha256 is not an accepted
+    one.
     """
     path = root / rel
     fetch = fetch_hint(dataset, root)
@@ -158,13 +180,47 @@ def check_file(root: Path, rel: str, entry: dict[str, Any], dataset: str) -> Pat
             f"missing data file for {dataset}: expected {path}. Put the file there, point "
             f"the loader at a data root that has it (root=... or set AFFGRAPH_DATA), or "
             f"download it with `{fetch}`")
-    digest = sha256sum(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataFileError(f"cannot read data file {path} for {dataset}: {err}") from err
+    digest = sha256_bytes(data)
     if digest not in entry["sha256"]:
         raise DataFileError(
             f"checksum mismatch for {path}: sha256 {digest} is not the manifest's "
             f"{' or '.join(entry['sha256'])}. The file is altered or corrupted; replace it "
             f"(e.g. `{fetch}`)")
-    return path
+    return RawFile(path, data, digest)
+
+
+def check_file(root: Path, rel: str, entry: dict[str, Any], dataset: str) -> Path:
+    """Verify one raw file against its manifest entry; return its path.
+
+    Raises :class:`DataFileError` if it is missing or its sha256 is not an accepted one.
+    """
+    return read_file(root, rel, entry, dataset).path
+
+
+def read_verified(name: str, root: str | os.PathLike | None = None, *,
+                  files: Iterable[str] | None = None) -> tuple[Path, dict[str, RawFile]]:
+    """Read and verify the raw files of dataset ``name``: ``(root, {relative path: RawFile})``.
+
+    Args:
+        name (str): a dataset name from :func:`list_datasets`.
+        root (str or PathLike, optional): the data root (see :func:`resolve_root`).
+        files (iterable of str, optional): the relative paths to read (default: every
+            non-optional file of the dataset).
+    """
+    canonical, entry = lookup(name)
+    base = resolve_root(root)
+    wanted = list(files) if files is not None else [
+        rel for rel, e in entry["files"].items() if not e.get("optional", False)]
+    out = {}
+    for rel in wanted:
+        if rel not in entry["files"]:
+            raise ValueError(f"{rel!r} is not a file of dataset {canonical} in the manifest")
+        out[rel] = read_file(base, rel, entry["files"][rel], canonical)
+    return base, out
 
 
 def verify(name: str, root: str | os.PathLike | None = None, *,
@@ -179,12 +235,4 @@ def verify(name: str, root: str | os.PathLike | None = None, *,
 
     Returns the resolved root.
     """
-    canonical, entry = lookup(name)
-    base = resolve_root(root)
-    wanted = list(files) if files is not None else [
-        rel for rel, e in entry["files"].items() if not e.get("optional", False)]
-    for rel in wanted:
-        if rel not in entry["files"]:
-            raise ValueError(f"{rel!r} is not a file of dataset {canonical} in the manifest")
-        check_file(base, rel, entry["files"][rel], canonical)
-    return base
+    return read_verified(name, root, files=files)[0]

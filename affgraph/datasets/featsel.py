@@ -1,13 +1,14 @@
 """The scikit-feature ``.mat`` benchmark sets for feature selection (Li et al., 2017)."""
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 import scipy.io
 import scipy.sparse
 
-from affgraph.datasets._root import DataFileError, lookup, verify
+from affgraph.datasets._root import DataFileError, lookup, read_verified
 
 
 def encode_labels(y: np.ndarray) -> np.ndarray:
@@ -20,7 +21,8 @@ def load_featsel(name: str, root: str | os.PathLike | None = None) -> tuple[np.n
     r"""A feature-selection benchmark from the scikit-feature repository (`"Feature Selection: A
     Data Perspective" <https://arxiv.org/abs/1601.07996>`_, Li et al., ACM CSUR 2017).
 
-    Reads ``{root}/featsel/{name}.mat`` (variables ``X`` and ``Y``) after checking its sha256.
+    Reads ``{root}/featsel/{name}.mat`` (variables ``X`` and ``Y``) once and parses the bytes
+    whose sha256 was checked.
     ``X`` is stored as float or integer; it is returned as float64. ``Y`` is coded as
     ``{-1, 1}``, ``{1, 2}`` or ``1..K``; it is remapped to ``0..K-1`` in sorted order.
 
@@ -35,9 +37,10 @@ def load_featsel(name: str, root: str | os.PathLike | None = None) -> tuple[np.n
     """
     canonical, entry = lookup(name, "featsel")
     (rel,) = entry["files"]
-    path = verify(canonical, root, files=[rel]) / rel
+    _, raw = read_verified(canonical, root, files=[rel])
+    path, blob = raw[rel].path, raw[rel].data
     try:
-        mat = scipy.io.loadmat(path)
+        mat = scipy.io.loadmat(io.BytesIO(blob))  # the very bytes that were checked
     except Exception as err:  # scipy raises several types for malformed files
         raise DataFileError(f"cannot parse {path} as a MATLAB file: {err}") from err
     if "X" not in mat or "Y" not in mat:

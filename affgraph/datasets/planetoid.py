@@ -7,7 +7,7 @@ from torch_geometric.data import Data
 from torch_geometric.datasets import Planetoid
 
 from affgraph.datasets._pyg import load_verified
-from affgraph.datasets._root import lookup, verify
+from affgraph.datasets._root import lookup, read_verified
 
 SPLITS = ("public", "full", "geom-gcn")
 
@@ -19,9 +19,10 @@ def load_planetoid(name: str, root: str | os.PathLike | None = None,
 
     Nodes are documents with bag-of-words features, edges are citations (both directions).
     The raw pickles under ``{root}/planetoid/{Name}/raw/`` (``.../geom-gcn/raw/`` for
-    ``split="geom-gcn"``) are checked against the manifest's sha256 before they are read; the
-    root may be read-only (the processed graph is cached in the per-user cache folder,
-    ``$AFFGRAPH_CACHE`` or e.g. ``~/.cache/affgraph``).
+    ``split="geom-gcn"``) are read once and their bytes checked against the manifest's sha256
+    before those bytes are unpickled; the root may be read-only (the processed graph is cached,
+    checksummed, in the per-user cache folder, ``$AFFGRAPH_CACHE`` or e.g.
+    ``~/.cache/affgraph``; a cache file that fails its check is rebuilt with a warning).
 
     Args:
         name (str): ``"Cora"``, ``"CiteSeer"`` or ``"PubMed"`` (case-insensitive).
@@ -48,9 +49,8 @@ def load_planetoid(name: str, root: str | os.PathLike | None = None,
     prefix = f"planetoid/{canonical}/{sub}/"
     files = [rel for rel in entry["files"]
              if rel.startswith(prefix) and (split == "geom-gcn" or "/" not in rel[len(prefix):])]
-    base = verify(canonical, root, files=files)
-    sums = [entry["files"][rel]["sha256"][0] + rel for rel in files]
-    data = load_verified(Planetoid, base / prefix, ["planetoid", canonical, split], sums,
+    _, raw = read_verified(canonical, root, files=files)
+    data = load_verified(Planetoid, raw, prefix, ["planetoid", canonical, split],
                          name=canonical, split=split)
     for key in ("train_mask", "val_mask", "test_mask"):  # the geom-gcn npz files store uint8
         data[key] = data[key].bool()

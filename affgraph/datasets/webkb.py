@@ -7,7 +7,7 @@ from torch_geometric.data import Data
 from torch_geometric.datasets import WebKB
 
 from affgraph.datasets._pyg import load_verified
-from affgraph.datasets._root import lookup, verify
+from affgraph.datasets._root import lookup, read_verified
 
 
 def load_webkb(name: str, root: str | os.PathLike | None = None) -> Data:
@@ -15,8 +15,8 @@ def load_webkb(name: str, root: str | os.PathLike | None = None) -> Data:
     <https://openreview.net/forum?id=S1e2agrFvS>`_ (Pei et al., ICLR 2020), as PyG's ``WebKB``
     builds it: web pages of one university, hyperlinks as directed edges, 5 page classes.
 
-    The raw files under ``{root}/webkb/{name}/raw/`` are checked against the manifest's sha256
-    first; the root may be read-only.
+    The raw files under ``{root}/webkb/{name}/raw/`` are read once and their bytes checked
+    against the manifest's sha256 before those bytes are parsed; the root may be read-only.
 
     Args:
         name (str): ``"Cornell"``, ``"Texas"`` or ``"Wisconsin"`` (case-insensitive).
@@ -29,8 +29,6 @@ def load_webkb(name: str, root: str | os.PathLike | None = None) -> Data:
           60/20/20 geom-gcn splits (column ``s`` is split ``s``).
     """
     canonical, entry = lookup(name, "webkb")
-    files = list(entry["files"])
-    base = verify(canonical, root, files=files)
-    sums = [entry["files"][rel]["sha256"][0] + rel for rel in files]
-    raw = base / "webkb" / canonical.lower() / "raw"
-    return load_verified(WebKB, raw, ["webkb", canonical], sums, name=canonical)
+    _, raw = read_verified(canonical, root, files=list(entry["files"]))
+    prefix = f"webkb/{canonical.lower()}/raw/"
+    return load_verified(WebKB, raw, prefix, ["webkb", canonical], name=canonical)
