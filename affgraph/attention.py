@@ -381,6 +381,9 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
     """
     from affgraph.diffusion import coefficients, propagate
 
+    from affgraph._checks import check_solver
+
+    check_solver(tol, max_iter)
     options = coeff_options(coeffs, alpha, r, t)
     check_series(hops, coeffs, options, edge_features=edge_attr is not None)
     if isinstance(coeffs, str) and coeffs == "power" and hops == 1:

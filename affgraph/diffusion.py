@@ -277,6 +277,11 @@ def spectral_radius(edge_index: Tensor, edge_weight: Optional[Tensor] = None,
         tol (float): ARPACK's relative tolerance, at least the machine epsilon of
             ``edge_weight``'s dtype (float32 weights: about 1.2e-7). (default: ``1e-10``)
     """
+    from affgraph._checks import check_nonnegative_int, check_positive_real
+
+    check_positive_real("tol", tol)
+    if num_nodes is not None:
+        check_nonnegative_int("num_nodes", num_nodes)
     if num_nodes is None:
         num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
     check_edge_index(edge_index, num_nodes)
@@ -528,6 +533,9 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
         raise ValueError("x must have a node dimension, got a 0-d tensor")
     check_tensor("x", x)
     _check_hops(hops)
+    from affgraph._checks import check_solver
+
+    check_solver(tol, max_iter)
     alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
     if rho is not None:
         if not (isinstance(rho, (int, float)) and math.isfinite(rho) and rho >= 0):
@@ -816,6 +824,9 @@ def diffuse(x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None, *,
         raise ValueError(f"x must be a floating tensor [N, ...], got {x.dtype} {tuple(x.shape)}")
     check_tensor("x", x)
     _check_hops(hops)
+    from affgraph._checks import check_solver
+
+    check_solver(tol, max_iter)
     alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
     _check_dropout(dropout, hops)
     graph = DiffusionGraph.from_graph(edge_index, edge_weight, x.size(0), dtype=x.dtype,

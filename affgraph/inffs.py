@@ -28,6 +28,7 @@ import scipy.stats
 import torch
 from torch import Tensor
 
+from affgraph._checks import check_nonnegative_int, check_positive_int, check_positive_real
 from affgraph.diffusion import diffuse, katz_lanczos, propagate, sparse_operator, spectral_radius
 
 __all__ = ["VARIANTS", "FeatureAffinity", "feature_affinity", "inffs_scores",
@@ -192,6 +193,7 @@ class FeatureAffinity:
                  rank_one: Sequence[tuple[float, np.ndarray, np.ndarray]] = (),
                  symmetric: bool = True, block: int = 4096,
                  gemm_dtype: torch.dtype = torch.float32) -> None:
+        check_positive_int("block", block)
         self.n, self.c_max, self.c_abs, self.c_corr = n, c_max, c_abs, c_corr
         self.symmetric, self.block, self.gemm_dtype = symmetric, int(block), gemm_dtype
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
@@ -374,12 +376,13 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             for the supervised ``u2020`` graph only; ``None`` means ``(0.5, 0.5, 0.5)``.
             (default: ``None``)
         variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
-        block (int): tile size of the blocked products. (default: ``4096``)
+        block (int): tile size of the blocked products, ``>= 1``. (default: ``4096``)
         gemm_dtype (torch.dtype): dtype of the tiled correlation products.
             (default: ``torch.float32``)
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown Inf-FS variant {variant!r}; expected one of {VARIANTS}")
+    check_positive_int("block", block)
     X = _check_X(X)
     m, n = X.shape
     sup = y is not None
@@ -483,9 +486,10 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             them. (default: ``math.inf``)
         knn (int, optional): keep the ``knn`` strongest affinities per feature.
         variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
-        max_dense_bytes (int): the largest dense matrix to build. (default: ``2**30``)
-        block (int): tile size of the blocked products. (default: ``4096``)
-        tol (float): relative residual of the solve. (default: ``1e-10``)
+        max_dense_bytes (int): the largest dense matrix to build, ``>= 0``.
+            (default: ``2**30``)
+        block (int): tile size of the blocked products, ``>= 1``. (default: ``4096``)
+        tol (float): relative residual of the solve, finite and ``> 0``. (default: ``1e-10``)
 
     Returns:
         float64 tensor ``[n]`` of scores (``[len(hops), n]`` for a sequence of hops).
@@ -506,6 +510,9 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     if knn is not None and (isinstance(knn, bool) or not isinstance(knn, numbers.Integral)
                             or knn < 1):
         raise ValueError(f"knn must be a positive int, got {knn!r}")
+    check_positive_int("block", block)
+    check_nonnegative_int("max_dense_bytes", max_dense_bytes)
+    check_positive_real("tol", tol)
     A = feature_affinity(X, y, std_weight=std_weight, term_weights=term_weights,
                          variant=variant, block=block)
     n = A.n

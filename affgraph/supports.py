@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from affgraph._checks import check_batch, check_edge_index, check_tensor
+from affgraph._checks import check_batch, check_edge_index, check_positive_int, check_tensor
 
 KINDS = ("complete", "causal", "window", "edges")
 
@@ -89,7 +89,7 @@ class Support:
         """The support as a ``[2, E]`` ``edge_index`` sorted by target (materialises it)."""
         if not self.implicit:
             check_edge_index(self.edge_index, num_nodes)
-            return self.edge_index
+            return _as_long(self.edge_index)
         lo, hi = self.key_ranges(num_nodes, batch, device)
         counts = hi - lo
         dst = torch.repeat_interleave(torch.arange(num_nodes, device=lo.device), counts)
@@ -102,9 +102,9 @@ class Support:
         """``[N, N]`` boolean mask, ``mask[i, j]`` = "i sees j" (for tests and baselines)."""
         if not self.implicit:
             check_edge_index(self.edge_index, num_nodes)
-            mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool,
-                               device=self.edge_index.device)
-            mask[self.edge_index[1], self.edge_index[0]] = True
+            ei = _as_long(self.edge_index)  # (a uint8 index would be read as a mask)
+            mask = torch.zeros(num_nodes, num_nodes, dtype=torch.bool, device=ei.device)
+            mask[ei[1], ei[0]] = True
             return mask
         lo, hi = self.key_ranges(num_nodes, batch, device)
         j = torch.arange(num_nodes, device=lo.device)
@@ -139,8 +139,19 @@ def window(w: int, causal: bool = False) -> Support:
 
 
 def edges(edge_index: Tensor) -> Support:
-    """An explicit support: the edges ``edge_index[0] -> edge_index[1]``."""
-    return Support("edges", edge_index=edge_index)
+    """An explicit support: the edges ``edge_index[0] -> edge_index[1]`` (any integer dtype,
+    held as ``int64``: a ``uint8`` index tensor would otherwise be read as a boolean mask)."""
+    return Support("edges", edge_index=_as_long(edge_index))
+
+
+def _as_long(edge_index: Tensor) -> Tensor:
+    """An integer ``[2, E]`` ``edge_index`` as ``int64`` (other dtypes are refused)."""
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"edge_index must be a torch.Tensor, got {type(edge_index).__name__}")
+    if edge_index.is_floating_point() or edge_index.is_complex() or \
+            edge_index.dtype == torch.bool:
+        raise ValueError(f"edge_index must be an integer tensor, got {edge_index.dtype}")
+    return edge_index if edge_index.dtype == torch.long else edge_index.long()
 
 
 def resolve(edge_index: Optional[Tensor] = None, causal: bool = False,
@@ -175,6 +186,7 @@ def knn(x: Tensor, k: int, batch: Optional[Tensor] = None, *, loop: bool = False
     check_tensor("x", x, ndim=2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
+    check_positive_int("block_size", block_size)
     n = x.size(0)
     check_batch(batch, n)
     if n == 0:

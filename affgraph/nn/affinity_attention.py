@@ -9,11 +9,22 @@ from torch import Tensor
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 
-from affgraph._checks import check_positive_int
+from affgraph._checks import check_features, check_positive_int, check_solver
 from affgraph._graph import _SparseTensor, is_sparse_adjacency, num_sparse_nodes, to_edge_index
 from affgraph.attention import attention_diffusion, check_series, coeff_options
 
 GraphInput = Any  # edge_index, EdgeIndex, torch.sparse adj_t, SparseTensor adj_t or None
+
+
+def _check_in_channels(in_channels: object) -> None:
+    """An ``int >= 1``, ``-1`` (PyG's lazy size) or a pair of them."""
+    def ok(c: object) -> bool:
+        return not isinstance(c, bool) and isinstance(c, int) and (c >= 1 or c == -1)
+
+    pair = isinstance(in_channels, (tuple, list)) and len(in_channels) == 2
+    if not (ok(in_channels) or (pair and all(ok(c) for c in in_channels))):
+        raise ValueError(f"in_channels must be a positive int (or -1 for lazy initialisation) "
+                         f"or a pair of them, got {in_channels!r}")
 
 
 class AffinityAttention(MessagePassing):
@@ -117,8 +128,13 @@ class AffinityAttention(MessagePassing):
                  tol: float = 1e-6, max_iter: int = 1000, **kwargs) -> None:
         kwargs.setdefault("aggr", "add")
         super().__init__(node_dim=0, **kwargs)
+        _check_in_channels(in_channels)
         check_positive_int("out_channels", out_channels)
         check_positive_int("heads", heads)
+        check_solver(tol, max_iter)
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                                   or window < 0):
+            raise ValueError(f"window must be None or a non-negative int, got {window!r}")
         for name, flag in (("concat", concat), ("beta", beta), ("bias", bias),
                            ("root_weight", root_weight), ("learn_coeffs", learn_coeffs)):
             if not isinstance(flag, bool):
@@ -189,6 +205,29 @@ class AffinityAttention(MessagePassing):
             with torch.no_grad():
                 self.logit_scale.fill_(self._logit_scale_init)
 
+    def _features(self, x: Any) -> Tuple[Tensor, Tensor]:
+        """``(x_src, x_dst)`` checked against the layer: floating ``[N, F]`` tensors of the
+        widths ``in_channels`` gives (``-1``: any, PyG's lazy initialisation) in the dtype of
+        the layer's parameters."""
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2:
+                raise ValueError(f"x must be a tensor or a pair (x_src, x_dst), got {len(x)} "
+                                 "items")
+            pairs = (("x_src", x[0]), ("x_dst", x[1]))
+        else:
+            pairs = (("x", x),)
+        src, dst = (self.in_channels, self.in_channels) if isinstance(self.in_channels, int) \
+            else self.in_channels
+        widths = {"x": src, "x_src": src, "x_dst": dst}
+        lins = {"x": self.lin_key, "x_src": self.lin_key, "x_dst": self.lin_query}
+        for name, t in pairs:
+            weight = lins[name].weight
+            lazy = isinstance(weight, torch.nn.parameter.UninitializedParameter)
+            mixed = isinstance(t, Tensor) and torch.is_autocast_enabled(t.device.type)
+            check_features(name, t, None if widths[name] == -1 else widths[name],
+                           None if lazy or mixed else weight.dtype)
+        return (x, x) if len(pairs) == 1 else (x[0], x[1])
+
     def _graph(self, graph: GraphInput, edge_attr: Optional[Tensor], num_src: int,
                num_dst: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """``(edge_index, edge_attr)``: the graph input as a ``[2, E]`` int64 ``edge_index``
@@ -253,7 +292,7 @@ class AffinityAttention(MessagePassing):
             causal (bool): causal implicit support. (default: :obj:`False`)
         """
         h, c, dk = self.heads, self.out_channels, self.key_channels
-        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        x_src, x_dst = self._features(x)
         ei, edge_attr = self._graph(edge_index, edge_attr, x_src.size(0), x_dst.size(0))
         query = self.lin_query(x_dst).view(-1, h, dk)  # (N_dst, H, D)
         if self.logit_scale is not None:  # gamma_h q_i^T (k_j + e_ij) / sqrt(d)

@@ -7,6 +7,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor
 
+from affgraph._checks import check_solver, check_tensor
 from affgraph.affinity import NORMALIZATIONS
 from affgraph.diffusion import (DiffusionGraph, _check_dropout, _check_hops, coefficients,
                                 family_params)
@@ -87,6 +88,11 @@ class AffinityDiffusion(torch.nn.Module):
                  tol: float = 1e-6, max_iter: int = 1000) -> None:
         super().__init__()
         _check_hops(K)
+        check_solver(tol, max_iter)
+        for name, flag in (("cached", cached), ("add_self_loops", add_self_loops),
+                           ("learnable", learnable)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
         _check_dropout(dropout, K)
         if isinstance(normalize, bool):
@@ -144,6 +150,7 @@ class AffinityDiffusion(torch.nn.Module):
         if x.dim() < 1 or not x.is_floating_point():
             raise ValueError(f"x must be a floating tensor [N, ...], got {x.dtype} "
                              f"{tuple(x.shape)}")
+        check_tensor("x", x)
         graph = self._cached_graph
         if graph is None:
             graph = DiffusionGraph.from_graph(

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from torch.nn import Linear
 
-from affgraph._checks import check_positive_int
+from affgraph._checks import check_features, check_positive_int
 from affgraph.simplicial import _check_window, simplicial_attention
 
 
@@ -82,9 +82,9 @@ class SimplicialAttention(torch.nn.Module):
 
     def forward(self, x: Tensor, batch: Optional[Tensor] = None) -> Tensor:
         """Attend over pairs of positions of each graph of ``batch`` (see the class docstring)."""
-        if not isinstance(x, Tensor) or x.dim() != 2 or x.size(-1) != self.in_channels:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape [N, {self.in_channels}], got {shape}")
+        mixed = isinstance(x, Tensor) and torch.is_autocast_enabled(x.device.type)
+        check_features("x", x, self.in_channels,
+                       None if mixed else self.lin_query.weight.dtype)
         h, c = self.heads, self.out_channels
         q, k1, k2, v1, v2 = (lin(x).view(-1, h, c) for lin in (
             self.lin_query, self.lin_key1, self.lin_key2, self.lin_value1, self.lin_value2))
