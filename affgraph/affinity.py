@@ -154,6 +154,37 @@ def rbf(q: Tensor, k: Tensor, edge_index: Optional[Tensor] = None, *,
 
 
 # --------------------------------------------------------------------------------------------
+# a dtype in which logits stay finite
+# --------------------------------------------------------------------------------------------
+def max_abs(*tensors: Tensor) -> list:
+    r""":math:`\max |x|` of each tensor (``0.0`` for an empty one) as Python floats, with one
+    device-to-host transfer for all of them."""
+    if not tensors:
+        return []
+    vals = [t.detach().abs().amax().double() if t.numel() else
+            torch.zeros((), dtype=torch.float64, device=t.device) for t in tensors]
+    return torch.stack([v.to(vals[0].device) for v in vals]).tolist()
+
+
+def finite_dtype(dtype: torch.dtype, bound: float, what: str) -> torch.dtype:
+    r"""The narrowest of ``dtype``, float32 and float64 (never narrower than ``dtype``) whose
+    range holds ``bound`` with a margin of 4, :math:`\text{bound} \le \max / 4`.
+
+    ``bound`` is an upper bound on the magnitude of what a kernel computes from inputs in
+    ``dtype`` (e.g. :math:`\max|q| \max|k| \sqrt{D}` for scaled dot-product logits, which
+    Cauchy-Schwarz bounds by ``D`` times the product of the largest entries over
+    :math:`\sqrt{D}`); the margin keeps differences of two such values (``logit - max``)
+    finite too. Raises a ``ValueError`` naming ``what`` when even float64 cannot hold it.
+    """
+    bits = torch.finfo(dtype).bits
+    for cand in (dtype, torch.float32, torch.float64):
+        if torch.finfo(cand).bits >= bits and bound <= torch.finfo(cand).max / 4:
+            return cand
+    raise ValueError(f"{what} can reach {bound:.3g}, which overflows float64 "
+                     f"(max {torch.finfo(torch.float64).max:.3g}); scale the inputs down")
+
+
+# --------------------------------------------------------------------------------------------
 # normalisations
 # --------------------------------------------------------------------------------------------
 def segment_softmax(src: Tensor, index: Tensor, num_nodes: int) -> Tensor:

@@ -23,6 +23,7 @@ from affgraph import supports as _supports
 from affgraph._checks import check_batch, check_edge_index, check_finite_all
 from affgraph._csr import (csr_attention, csr_structure, edge_aggregate, edge_bias,
                            edge_softmax as _edge_softmax, spmm, to_csr_order, to_user_order)
+from affgraph.affinity import finite_dtype, max_abs
 
 AttentionResult = Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]
 
@@ -72,6 +73,30 @@ def check_edge_attr(edge_attr: Optional[Tensor], edge_index: Optional[Tensor], q
     if edge_attr.dtype != q.dtype:
         raise ValueError(f"edge_attr dtype {edge_attr.dtype} differs from q's {q.dtype}")
     check_finite_all(("edge_attr",), (edge_attr,))
+
+
+def compute_dtype(q: Tensor, k: Tensor, v: Tensor, edge_attr: Optional[Tensor] = None
+                  ) -> torch.dtype:
+    r"""The dtype in which the attention of ``q, k, v`` stays finite: ``q``'s, unless the
+    scaled logits :math:`|\mathbf{q}_i^\top(\mathbf{k}_j + \mathbf{e}_{ij})| / \sqrt{D} \le
+    \max|q| (\max|k| + \max|e|) \sqrt{D}` could overflow it, or the unnormalised value sums
+    :math:`\sum_j e^{l_{ij} - m_i} |v_j| \le M \max|v|` could overflow float32 or float64
+    (half precision sums are accumulated in float32); then the narrowest wider dtype that
+    holds them (:func:`affgraph.affinity.finite_dtype`). The output, a convex combination of
+    ``v``, always fits ``q``'s dtype again."""
+    if q.numel() == 0 or k.numel() == 0:
+        return q.dtype
+    tensors = (q, k, v) if edge_attr is None else (q, k, v, edge_attr)
+    mags = max_abs(*tensors)
+    mq, mk, mv = mags[:3]
+    me = mags[3] if edge_attr is not None else 0.0
+    logits = mq * (mk + me) * math.sqrt(q.size(2))
+    ct = finite_dtype(q.dtype, logits, "the attention logits q.k / sqrt(D)")
+    acc = ct if ct in (torch.float32, torch.float64) else torch.float32
+    values = (mv + me) * k.size(0)
+    if values > torch.finfo(acc).max / 4:
+        ct = finite_dtype(acc, values, "the attention value sums")
+    return ct
 
 
 def _long_edges(edge_index: Tensor) -> Tensor:
@@ -135,6 +160,15 @@ def attention(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Tensor] = No
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     check_edge_attr(edge_attr, edge_index, q, v)
+    ct = compute_dtype(q, k, v, edge_attr)
+    if ct != q.dtype:  # logits beyond q's range: the same attention in a wider dtype
+        wide = attention(q.to(ct), k.to(ct), v.to(ct), edge_index,
+                         edge_attr=None if edge_attr is None else edge_attr.to(ct),
+                         batch=batch, causal=causal, window=window,
+                         return_attention=return_attention, dropout_p=dropout_p)
+        if return_attention:
+            return wide[0].to(q.dtype), (wide[1][0], wide[1][1].to(q.dtype))
+        return wide.to(q.dtype)
     n, m = q.size(0), k.size(0)
     support = _supports.resolve(edge_index, causal, window).clamp(n)
     scale = 1.0 / math.sqrt(q.size(2)) if q.size(2) > 0 else 1.0
@@ -397,6 +431,16 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     check_edge_attr(edge_attr, edge_index, q, v)
+    if hops == math.inf and q.dtype in (torch.float16, torch.bfloat16):
+        # an iterative solve in half precision stalls (or diverges) far above tol: float32
+        wide = attention_diffusion(
+            q.float(), k.float(), v.float(), edge_index,
+            edge_attr=None if edge_attr is None else edge_attr.float(), hops=hops,
+            coeffs=coeffs, alpha=alpha, r=r, t=t, batch=batch, causal=causal, window=window,
+            dropout_p=dropout_p, tol=tol, max_iter=max_iter, return_attention=return_attention)
+        if return_attention:
+            return wide[0].to(q.dtype), (wide[1][0], wide[1][1].to(q.dtype))
+        return wide.to(q.dtype)
     p = 0.0 if hops == math.inf else dropout_p  # the closed form solves with the exact S
     support = _supports.resolve(edge_index, causal, window).clamp(n)
     if n == 0:
@@ -430,8 +474,11 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
         ei = _long_edges(support.edge_index)
         csr = csr_structure(ei, n, n)
         e = None if edge_attr is None else to_csr_order(csr, edge_attr)
-        bias = None if e is None else edge_bias(q, e, csr, scale)
-        s = _edge_softmax(q, k, csr, scale, drop=p, bias=bias)
+        ct = compute_dtype(q, k, v, edge_attr)  # logits that overflow q's dtype: wider
+        qc, kc, ec = q.to(ct), k.to(ct), None if e is None else e.to(ct)
+        bias = None if e is None else edge_bias(qc, ec, csr, scale)
+        wdt = torch.float64 if q.dtype == torch.float64 else torch.float32  # the weights'
+        s = _edge_softmax(qc, kc, csr, scale, drop=p, bias=bias).to(wdt)
 
         def apply_s(x: Tensor) -> Tensor:
             return spmm(csr, s, x)
@@ -439,7 +486,7 @@ def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Te
         if e is not None:  # the first hop, TransformerConv's: S V + sum_j S_ij e_ij
             first = apply_s(v) + edge_aggregate(csr, s, e).to(v.dtype)
         if return_attention:
-            exact = s if p == 0 else _edge_softmax(q, k, csr, scale, bias=bias)
+            exact = s if p == 0 else _edge_softmax(qc, kc, csr, scale, bias=bias)
             weights = (edge_index, to_user_order(csr, exact).to(q.dtype))
 
     solve = dict(tol=tol, max_iter=max_iter)
