@@ -14,8 +14,8 @@ under one root. Here neither folder is one a user or another process can reach:
   (:func:`affgraph.datasets._root.cache_dir`) under ``processed/<key>/<digest>``, where the
   digest covers the sha256 of every raw file actually read (so each accepted variant of a file
   has its own folder). The folder holds ``data.pt``, a ``torch.save`` of a plain dictionary of
-  tensors, and ``affgraph.json``, the sha256 of ``data.pt``. A cached load reads the bytes of
-  ``data.pt`` once, checks them against ``affgraph.json`` and unpickles those bytes with
+  tensors, and ``affgraph.json``, the size and sha256 of ``data.pt``. A cached load reads the
+  bytes of ``data.pt`` once, checks them against ``affgraph.json`` and unpickles those bytes with
   ``torch.load(weights_only=True)``, which refuses to construct arbitrary objects. Any other file
   in the folder is ignored. A missing, truncated, altered or unreadable cache file is reported
   in a :class:`~affgraph.datasets._root.DataCacheWarning` naming it, and the graph is rebuilt
@@ -122,40 +122,42 @@ def _decode(blob: bytes) -> Data:
 
 def _warn(message: str) -> None:
     warnings.warn(message + "; rebuilding it from the verified raw files", DataCacheWarning,
-                  stacklevel=5)
+                  stacklevel=4)
 
 
-def _read_cache(final: Path) -> Data | None:
-    """The cached graph in ``final`` if its ``data.pt`` matches ``affgraph.json``, else ``None``
-    (with a warning naming the file, unless the folder does not exist)."""
+def _read_cache(final: Path) -> tuple[Data | None, str | None]:
+    """``(graph, None)`` if ``final/data.pt`` matches the size and sha256 that
+    ``final/affgraph.json`` records, else ``(None, why)`` naming the file (``why`` is ``None``
+    when the folder does not exist)."""
     if not final.is_dir():
-        return None
+        return None, None
     sidecar, path = final / SIDECAR, final / DATA
     try:
         with open(sidecar, "rb") as f:
             raw = f.read(MAX_SIDECAR + 1)
-        meta = json.loads(raw) if len(raw) <= MAX_SIDECAR else None
-        expected = meta["files"][DATA] if isinstance(meta, dict) and meta.get(
+        if len(raw) > MAX_SIDECAR:
+            raise ValueError("too large")
+        meta = json.loads(raw)
+        record = meta["files"][DATA] if isinstance(meta, dict) and meta.get(
             "format") == FORMAT and isinstance(meta.get("files"), dict) else None
-        if not isinstance(expected, str):
-            raise ValueError("no recorded sha256")
+        if not (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+                and isinstance(record.get("size"), int)):
+            raise ValueError(f"no sha256 and size recorded for {DATA}")
     except (OSError, ValueError, KeyError, TypeError) as err:
-        _warn(f"cache checksum file {sidecar} is missing or unreadable ({err})")
-        return None
+        return None, f"cache checksum file {sidecar} is missing or unreadable ({err})"
     try:
-        blob = path.read_bytes()
+        size = path.stat().st_size
+        blob = path.read_bytes() if size == record["size"] else b""
     except OSError as err:
-        _warn(f"processed cache file {path} is unreadable ({err})")
-        return None
-    if _root.sha256_bytes(blob) != expected:
-        _warn(f"processed cache file {path} does not match the sha256 recorded in {sidecar} "
-              f"(truncated or altered, {len(blob)} bytes)")
-        return None
+        return None, f"processed cache file {path} is unreadable ({err})"
+    if size != record["size"] or _root.sha256_bytes(blob) != record["sha256"]:
+        return None, (f"processed cache file {path} does not match the size and sha256 "
+                      f"recorded in {sidecar} (truncated or altered: {size} bytes, "
+                      f"{record['size']} recorded)")
     try:
-        return _decode(blob)
+        return _decode(blob), None
     except Exception as err:  # torch raises several types for foreign pickles
-        _warn(f"processed cache file {path} is not a graph saved by affgraph ({err})")
-        return None
+        return None, f"processed cache file {path} is not a graph saved by affgraph ({err})"
 
 
 def _locked(folder: Path) -> bool:
@@ -232,13 +234,16 @@ def _write_raw(folder: Path, files: Mapping[str, RawFile], prefix: str) -> Itera
 
 
 def _install(out: Path, final: Path, work: Path) -> None:
-    """Rename the complete folder ``out`` to ``final``, moving a stale ``final`` aside first."""
+    """Rename the complete folder ``out`` to ``final``, moving a stale ``final`` aside first
+    (a valid ``final`` that another load installed meanwhile is kept)."""
     try:
         os.rename(out, final)
         return
     except OSError:
         if not final.exists():
             raise
+    if _read_cache(final)[0] is not None:
+        return
     try:
         os.rename(final, work / "stale")  # removed with the working folder
         os.rename(out, final)
@@ -260,9 +265,11 @@ def load_verified(cls: type, files: Mapping[str, RawFile], prefix: str, key: lis
     """
     final = cache_folder(key, files)
     clean_stale(final.parent)
-    data = _read_cache(final)
+    data, problem = _read_cache(final)
     if data is not None:
         return data
+    if problem is not None:
+        _warn(problem)
     with _Workdir(final.parent) as work:
         raw = work.path / "raw"
         raw.mkdir()
@@ -274,7 +281,8 @@ def load_verified(cls: type, files: Mapping[str, RawFile], prefix: str, key: lis
             out = work.path / "out"
             out.mkdir()
             (out / DATA).write_bytes(blob)
-            meta = {"format": FORMAT, "files": {DATA: _root.sha256_bytes(blob)},
+            meta = {"format": FORMAT,
+                    "files": {DATA: {"sha256": _root.sha256_bytes(blob), "size": len(blob)}},
                     "raw": {rel: f.sha256 for rel, f in sorted(files.items())}}
             (out / SIDECAR).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             try:
