@@ -1,3 +1,5 @@
+import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -150,3 +152,30 @@ def test_errors_and_fetch(tmp_path, capsys):
     assert ds_script.main(["fetch", "colon", "--root", str(tmp_path), "--base-url",
                            "http://127.0.0.1:9", "--timeout", "2"]) == 1
     assert "cannot download" in capsys.readouterr().err
+
+
+def test_verify_fails_for_a_missing_root_from_the_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AFFGRAPH_DATA", str(tmp_path / "gone"))
+    assert ds_script.main(["verify"]) == 1
+    assert f"data root {tmp_path / 'gone'} does not exist" in capsys.readouterr().err
+    assert ds_script.main(["verify", "Texas"]) == 1
+
+
+def test_verify_refuses_a_planted_pickle_without_unpickling_it(data_root, tmp_path, capsys):
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / "marker"),)
+
+    shutil.copytree(data_root / "planetoid" / "Cora" / "raw",
+                    tmp_path / "planetoid" / "Cora" / "raw")
+    planted = tmp_path / "planetoid" / "Cora" / "raw" / "ind.cora.graph"
+    planted.write_bytes(pickle.dumps(Payload(), protocol=2))
+    (tmp_path / "planetoid" / "Cora" / "raw" / "ind.cora.tx").unlink()
+    assert ds_script.main(["verify", "Cora", "--root", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    expected = "| Cora | ALTERED: planetoid/Cora/raw/ind.cora.graph; MISSING 19 | 7/26 |"
+    assert expected in captured.out  # the geom-gcn files are required too
+    assert f"altered: {planted}" in captured.err
+    assert ds_script.main(["info", "Cora", "--root", str(tmp_path)]) == 1
+    assert f"checksum mismatch for {planted}" in capsys.readouterr().err
+    assert not (tmp_path / "marker").exists()
