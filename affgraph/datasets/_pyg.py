@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -146,18 +147,23 @@ def _read_cache(final: Path) -> tuple[Data | None, str | None]:
     except (OSError, ValueError, KeyError, TypeError) as err:
         return None, f"cache checksum file {sidecar} is missing or unreadable ({err})"
     try:
-        size = path.stat().st_size
-        blob = path.read_bytes() if size == record["size"] else b""
+        with open(path, "rb") as f:
+            blob = f.read(record["size"] + 1)  # never more than the recorded size
     except OSError as err:
         return None, f"processed cache file {path} is unreadable ({err})"
-    if size != record["size"] or _root.sha256_bytes(blob) != record["sha256"]:
+    if len(blob) != record["size"] or _root.sha256_bytes(blob) != record["sha256"]:
+        size = f"{len(blob)} bytes" if len(blob) <= record["size"] else "larger"
         return None, (f"processed cache file {path} does not match the size and sha256 "
-                      f"recorded in {sidecar} (truncated or altered: {size} bytes, "
+                      f"recorded in {sidecar} (truncated or altered: {size}, "
                       f"{record['size']} recorded)")
     try:
         return _decode(blob), None
-    except Exception as err:  # torch raises several types for foreign pickles
-        return None, f"processed cache file {path} is not a graph saved by affgraph ({err})"
+    except pickle.UnpicklingError:
+        why = "it holds objects other than tensors, refused by torch.load(weights_only=True)"
+        return None, f"processed cache file {path} is not a graph saved by affgraph ({why})"
+    except Exception as err:  # torch raises several types for malformed archives
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return None, f"processed cache file {path} is not a graph saved by affgraph ({why})"
 
 
 def _locked(folder: Path) -> bool:
