@@ -150,3 +150,15 @@ def test_manifest_is_package_data():
                                  "synthetic"}
         assert bool(entry["files"]) == (entry["kind"] not in {"embedded", "synthetic"})
         assert all(len(d) == 64 for e in entry["files"].values() for d in e["sha256"])
+
+
+def test_read_verified_returns_the_bytes_it_checked(data_root):
+    from affgraph.datasets._root import read_verified
+    base, files = read_verified("Texas", data_root)
+    assert base == Path(data_root) and len(files) == 12
+    for rel, f in files.items():
+        assert f.path == Path(data_root) / rel and f.data == f.path.read_bytes()
+        assert f.sha256 == hashlib.sha256(f.data).hexdigest()
+        assert f.sha256 in manifest()["datasets"]["Texas"]["files"][rel]["sha256"]
+    with pytest.raises(ValueError, match="'webkb/texas/raw/x.txt' is not a file of dataset Texas"):
+        read_verified("Texas", data_root, files=["webkb/texas/raw/x.txt"])
