@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from affgraph._checks import check_batch, check_tensor
+from affgraph.affinity import finite_dtype, max_abs
 
 __all__ = ["simplicial_attention"]
 
@@ -203,7 +204,10 @@ def _scatter(grad_src: Tensor, g: Tensor, side: _Side, b0: int, b1: int, c0: int
 
 def _forward(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
              plan: _Plan) -> Tuple[Tensor, Tensor]:
-    """Output ``[N, H, Dv]`` and log-sum-exp ``[N, H]`` (``-inf`` for an empty support).
+    """Output ``[N, H, Dv]`` and the softmax statistics ``[2, N, H]``: the row maximum ``m``
+    and ``log s``, the log of the sum of ``exp(a - m)`` (both ``-inf`` for an empty support).
+    They stay apart: ``m + log s`` would round ``log s`` away once ``|m|`` is beyond about
+    ``log(s) / eps`` (logits of 1e46 in float64 need ``log s`` to 1e30).
 
     Per block of queries: ``qk2 = (q / sqrt(D)) * k2_l`` (the narrower window carries ``q``),
     logits of a chunk of keys ``j`` as one batched matmul ``k1_j^T qk2``, an online softmax over
@@ -213,7 +217,7 @@ def _forward(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
     s1, s2 = plan.side1, plan.side2
     scale = 1.0 / math.sqrt(d)
     out = q.new_zeros(n, h, v1.size(-1))
-    lse = q.new_full((n, h), -math.inf)
+    lse = q.new_full((2, n, h), -math.inf)  # (m, log s) per row
     k1s, v1s, k2s, v2s = _source(k1, s1), _source(v1, s1), _source(k2, s2), _source(v2, s2)
     for b0, b1, chunks, masked in plan.blocks:
         qb = q[b0:b1, :, :, None] * scale  # (B, H, D, 1)
@@ -245,12 +249,13 @@ def _forward(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
         nonempty = s > 0
         out[b0:b1] = torch.where(nonempty[..., None], o / s.clamp_min(1e-30)[..., None],
                                  torch.zeros_like(o))
-        lse[b0:b1] = torch.where(nonempty, m + torch.log(s.clamp_min(1e-30)), lse[b0:b1])
+        lse[0, b0:b1] = torch.where(nonempty, m, lse[0, b0:b1])
+        lse[1, b0:b1] = torch.where(nonempty, torch.log(s.clamp_min(1e-30)), lse[1, b0:b1])
     return out, lse
 
 
 def _backward(q, k1, k2, v1, v2, out, lse, grad_out, plan: _Plan):
-    r"""Gradients from the recomputed blocks, with ``p = exp(a - lse)``,
+    r"""Gradients from the recomputed blocks, with ``p = exp((a - m) - log s)``,
     ``dp_ijl = <dO_i, v1_j * v2_l>`` and ``ds = p (dp - <dO_i, o_i>)``:
     ``dq_i = \sum ds_ijl k1_j * k2_l / sqrt(D)``, ``dk1_j = \sum ds_ijl q_i * k2_l / sqrt(D)``,
     ``dk2_l = \sum ds_ijl q_i * k1_j / sqrt(D)``, ``dv1_j = \sum p_ijl dO_i * v2_l``,
@@ -279,7 +284,8 @@ def _backward(q, k1, k2, v1, v2, out, lse, grad_out, plan: _Plan):
             logits = K1.transpose(-1, -2) @ qk2  # (B, H, C, W2)
             if masked:
                 logits.add_(_bias(s1, b0, b1, c0, c, q.dtype)[:, None, :, None]).add_(bias2)
-            p = logits.sub_(lse_safe[b0:b1, :, None, None]).exp_()  # 0 off the support
+            p = logits.sub_(lse_safe[0, b0:b1, :, None, None]).sub_(
+                lse_safe[1, b0:b1, :, None, None]).exp_()  # 0 off the support
             dp = V1.transpose(-1, -2) @ gv2  # (B, H, C, W2)
             ds = dp.sub_(delta[b0:b1, :, None, None]).mul_(p)
             dqk1 += K1 @ ds
@@ -350,6 +356,26 @@ def _dense_all_pairs(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
     t = (s @ v2b).view(b, h, size, size, -1)  # (B, H, L_i, L_j, Dv): sum_l s_ijl v2_l
     out = (t * v1b[:, :, None, :, :]).sum(dim=3)  # (B, H, L_i, Dv)
     return out.transpose(1, 2).reshape(n, h, -1).to(q.dtype)
+
+
+def _largest_graph(batch: Tensor) -> int:
+    """The number of items of the largest graph of ``batch``."""
+    return int(torch.bincount(batch.long()).max())
+
+
+def _finite_dtype(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tensor,
+                  size: int) -> torch.dtype:
+    r"""The dtype in which the kernel stays finite: ``q``'s (or float32, for half precision,
+    the kernel's compute dtype) unless the logits :math:`|a_{ijl}| \le \max|q| \max|k^{(1)}|
+    \max|k^{(2)}| \sqrt{D}` or the unnormalised sums :math:`\sum_{j,l} e^{a_{ijl} - m_i}
+    |v^{(1)}_j v^{(2)}_l| \le L^2 \max|v^{(1)}| \max|v^{(2)}|` (``L`` the largest graph) could
+    overflow it; then float64 (:func:`affgraph.affinity.finite_dtype`)."""
+    mq, m1, m2, n1, n2 = max_abs(q, k1, k2, v1, v2)
+    base = _compute_dtype(q.dtype)
+    ct = finite_dtype(base, mq * m1 * m2 * math.sqrt(q.size(-1)),
+                      "the 2-simplicial logits <q, k1, k2> / sqrt(D)")
+    ct = finite_dtype(ct, n1 * n2 * float(size) ** 2, "the 2-simplicial value sums")
+    return q.dtype if ct == base else ct
 
 
 def _check_window(window) -> Optional[Tuple[int, int]]:
@@ -451,6 +477,10 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
     if (isinstance(block_elements, bool) or not isinstance(block_elements, int)
             or block_elements < 1):
         raise ValueError(f"block_elements must be a positive int, got {block_elements!r}")
+    dtype = q.dtype
+    ct = _finite_dtype(q, k1, k2, v1, v2, n if batch is None else _largest_graph(batch))
+    if ct != dtype:  # logits (or sums) beyond the input dtype: compute in a wider one
+        q, k1, k2, v1, v2 = (t.to(ct) for t in (q, k1, k2, v1, v2))
     out = None
     if window is None:  # equal-size graphs whose whole logits fit in one block: dense einsum
         out = _dense_all_pairs(q, k1, k2, v1, v2, batch, bool(causal), block_elements)
@@ -463,4 +493,9 @@ def simplicial_attention(q: Tensor, k1: Tensor, k2: Tensor, v1: Tensor, v2: Tens
             k1, k2, v1, v2, window = k2, k1, v2, v1, (window[1], window[0])
         plan = _plan(q, v1, batch, window, bool(causal), block_elements)
         out = _SimplicialAttention.apply(q, k1, k2, v1, v2, plan)
+    if ct != dtype:
+        out = out.to(dtype)
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"the 2-simplicial attention output, a convex combination of "
+                             f"v1 * v2, overflows {dtype}; scale v1 or v2 down")
     return out.squeeze(1) if ndim == 2 else out

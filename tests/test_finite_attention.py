@@ -25,13 +25,17 @@ BATCH = torch.tensor([0, 0, 0, 1, 1, 1, 1])
 
 def huge_qkv(dtype, tied=False, seed=0):
     """Positive q, k (every logit overflows) of the dtype's huge magnitude, O(1) v. ``tied``:
-    every key equal, so every logit of a row is the same and the softmax is uniform."""
+    powers of two, every key the same, so every logit of a row is the same sum of powers of
+    two, exact in any order, and the softmax is uniform."""
     g = torch.Generator().manual_seed(seed)
     mag = HUGE[dtype]
     q = (torch.rand(N, H, D, generator=g, dtype=F64) + 1) * mag
     k = (torch.rand(N, H, D, generator=g, dtype=F64) + 1) * mag
     if tied:
-        k = k[:1].expand(N, H, D).clone()
+        e = round(math.log2(mag))
+        q, k = (2.0 ** (e + torch.randint(0, 2, (m, H, D), generator=g)).to(F64)
+                for m in (N, 1))
+        k = k.expand(N, H, D).clone()
     v = torch.randn(N, H, DV, generator=g, dtype=F64)
     return tuple(t.to(dtype) for t in (q, k, v))
 
