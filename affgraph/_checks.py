@@ -40,6 +40,12 @@ def check_solver(tol: object, max_iter: object) -> None:
     check_positive_int("max_iter", max_iter)
 
 
+def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
+    """``value`` must be one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
 def check_features(name: str, x: object, width: Optional[int] = None,
                    dtype: Optional[torch.dtype] = None) -> None:
     """Node features of a layer: a floating ``[N, F]`` tensor with ``F = width`` (unless

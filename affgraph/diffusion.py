@@ -44,8 +44,8 @@ def _check_hops(hops: Union[int, float]) -> None:
 
 def _check_kind(kind: str) -> str:
     if kind not in COEFF_KINDS:
-        raise ValueError(f"unknown coefficient family {kind!r}; expected one of {COEFF_KINDS} "
-                         "or a tensor of coefficients")
+        raise ValueError(f"coeffs: unknown coefficient family {kind!r}; expected one of "
+                         f"{COEFF_KINDS} or a tensor of coefficients")
     return kind
 
 
@@ -151,8 +151,8 @@ def _coefficients(kind: Union[str, Tensor], hops: int, *, r: Optional[float],
     if isinstance(kind, Tensor):
         check_tensor("coeffs", kind, ndim=1)
         if kind.numel() != hops + 1:
-            raise ValueError(f"a coefficient tensor for hops={hops} needs {hops + 1} entries, "
-                             f"got {kind.numel()}")
+            raise ValueError(f"coeffs: a coefficient tensor for hops={hops} needs {hops + 1} "
+                             f"entries, got {kind.numel()}")
         return kind
     k = torch.arange(hops + 1, dtype=torch.float64)
     if kind in ("katz", "inffs"):
@@ -307,6 +307,9 @@ def spectral_radius_dense(A: Tensor, *, symmetric: Optional[bool] = None,
     r"""Spectral radius of a dense square matrix by Lanczos/Arnoldi iterations (see
     :func:`spectral_radius`)."""
     check_tensor("A", A, ndim=2)
+    from affgraph._checks import check_positive_real
+
+    check_positive_real("tol", tol)
     if A.size(0) != A.size(1):
         raise ValueError(f"A must be square, got shape {tuple(A.shape)}")
     tol = _attainable_tol(tol, A.dtype)
@@ -827,6 +830,10 @@ def diffuse(x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None, *,
     from affgraph._checks import check_solver
 
     check_solver(tol, max_iter)
+    from affgraph._checks import check_choice
+    from affgraph.affinity import NORMALIZATIONS
+
+    check_choice("normalize", normalize, NORMALIZATIONS)
     alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
     _check_dropout(dropout, hops)
     graph = DiffusionGraph.from_graph(edge_index, edge_weight, x.size(0), dtype=x.dtype,

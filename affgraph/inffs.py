@@ -114,9 +114,15 @@ def fisher_scores(X: np.ndarray, codes: np.ndarray, K: int) -> np.ndarray:
               {\sigma_{a,i}^2 + \sigma_{b,i}^2}
 
     (unbiased variances; a zero denominator becomes 10000 and an undefined term 0, as in
-    FSLib). For two classes this is exactly FSLib's / InfFS_S's score.
+    FSLib). For two classes this is exactly FSLib's / InfFS_S's score. The means and variances
+    are taken of each column divided by its largest :math:`|x|` (the ratio is the same), so
+    that no square underflows or overflows; the 10000 case is scaled back.
     """
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+    col = np.abs(X).max(0) if X.size else np.ones(X.shape[1])
+    col = np.where(col > 0, col, 1.0)
+    X = X / col
+    with np.errstate(invalid="ignore", divide="ignore", under="ignore"), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mus = [X[codes == c].mean(0) for c in range(K)]
         var = [X[codes == c].var(0, ddof=1) if (codes == c).sum() > 1
@@ -125,8 +131,9 @@ def fisher_scores(X: np.ndarray, codes: np.ndarray, K: int) -> np.ndarray:
         for a in range(K):
             for b in range(a + 1, K):
                 st = var[a] + var[b]
-                st = np.where(st == 0, 10000.0, st)
-                f = (mus[a] - mus[b]) ** 2 / st
+                zero = st == 0
+                d2 = (mus[a] - mus[b]) ** 2
+                f = np.where(zero, d2 * (col * col / 10000.0), d2 / np.where(zero, 1.0, st))
                 total += np.where(np.isfinite(f), f, 0.0)
     return total / (K * (K - 1) / 2)
 
@@ -401,7 +408,11 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0.0 <= w <= 1.0:
             raise ValueError(f"std_weight must be a number in [0, 1], got {std_weight!r}")
         w = float(w)
-    sig = _minmax(X.std(0, ddof=1))
+    # the standard deviations of the columns scaled to a largest |entry| of 1, scaled back:
+    # no square underflows or overflows (columns of magnitude 1e-200 or 1e160 in float64)
+    col = np.abs(X).max(0)
+    col = np.where(col > 0, col, 1.0)
+    sig = _minmax(col * (X / col).std(0, ddof=1))
     ones = np.ones(n)
     kw = dict(block=block, gemm_dtype=gemm_dtype)
     if variant in ("paper", "u2020") and not sup:
