@@ -40,10 +40,11 @@ def check_solver(tol: object, max_iter: object) -> None:
     check_positive_int("max_iter", max_iter)
 
 
-def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
-    """``value`` must be one of ``choices``."""
+def check_choice(name: str, value: object, choices: Sequence[object], *,
+                 what: str = "value") -> None:
+    """``value`` must be one of the strings ``choices`` (``what`` says what they are)."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+        raise ValueError(f"{name}: unknown {what} {value!r}; choose one of {tuple(choices)}")
 
 
 def check_features(name: str, x: object, width: Optional[int] = None,

@@ -467,15 +467,59 @@ def _implicit_solve(apply_A: ApplyA, b: Tensor, c: float, *, symmetric: bool, to
     return y
 
 
-def _heat_series(apply_A: ApplyA, x: Tensor, t: float, tol: float, max_iter: int) -> Tensor:
-    term = math.exp(-t) * x
-    out = term
-    for k in range(1, max_iter + 1):
-        term = apply_A(term) * (t / k)
-        out = out + term
-        if k > t and bool(term.detach().norm() <= tol * out.detach().norm()):
-            return out
-    raise RuntimeError(f"the heat series did not reach tol={tol} in max_iter={max_iter} terms")
+def _heat_series(apply_A: ApplyA, x: Tensor, t: float, tol: float, max_iter: int,
+                 c: float = 1.0) -> Tensor:
+    r"""The heat kernel :math:`e^{-t(I - A)} x` as a Poisson-weighted power series.
+
+    .. math::
+        e^{-t(I - A)} x = e^{t(c - 1)} \sum_{k \ge 0} w_k\, (A/c)^k x, \qquad
+        w_k = e^{-tc} \frac{(tc)^k}{k!} = \exp\big(-tc + k \log(tc) - \log k!\big),
+
+    for any :math:`c > 0`; :math:`c \ge \rho(A)` keeps the powers :math:`(A/c)^k x` bounded.
+    The weights are evaluated in float64 from their logarithm, never as :math:`e^{-t}` times
+    :math:`t^k/k!`: for :math:`t \gtrsim 104` (float32) or :math:`745` (float64) the factor
+    :math:`e^{-t}` alone underflows to 0, and :math:`t^k/k!` overflows near :math:`k = t`.
+    The series stops at the first :math:`k > tc - 2` whose tail bound
+    :math:`\|(A/c)^k x\| w_{k+1} / (1 - tc/(k + 2))` (geometric, for :math:`\|A/c\| \le 1`) is
+    within ``tol`` of the sum; that takes about :math:`tc + 5\sqrt{tc}` applications of
+    :math:`A`, and a ``max_iter`` below the number the weights alone need is a
+    ``RuntimeError`` before any work."""
+    tau = t * c
+    log_tau = math.log(tau)
+
+    def weight(k: int) -> float:
+        return math.exp(-tau + k * log_tau - math.lgamma(k + 1))
+
+    def tail(k: int) -> float:  # bound on sum_{j > k} w_j, for k + 2 > tau
+        return weight(k + 1) / (1.0 - tau / (k + 2))
+
+    need = max(0, math.floor(tau) - 1)
+    while tail(need) > tol:
+        need += 1
+    if need > max_iter:
+        raise RuntimeError(f"the heat series at t={t:g} needs at least {need} applications "
+                           f"of A to reach tol={tol} (the Poisson weights of mean {tau:g}), "
+                           f"more than max_iter={max_iter}; raise max_iter or tol")
+    y, out = x, None
+    for k in range(max_iter + 1):
+        if k > 0:
+            y = apply_A(y) if c == 1.0 else apply_A(y) / c
+        w = weight(k)
+        if w > 0.0:
+            out = y * w if out is None else out + y * w
+        if k >= need and out is not None:
+            if bool(y.detach().norm() * tail(k) <= tol * out.detach().norm()):
+                break
+    else:
+        raise RuntimeError(f"the heat series did not reach tol={tol} in max_iter={max_iter} "
+                           "terms; raise max_iter or tol")
+    if c != 1.0:
+        out = out * math.exp(t * (c - 1.0))
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"the heat kernel e^(-t(I - A)) x overflows {x.dtype}: it grows "
+                             f"like e^(t (rho(A) - 1)) with t={t:g}, rho(A)={c:g}; use a "
+                             "normalised graph or a smaller t")
+    return out
 
 
 def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
@@ -586,7 +630,7 @@ def _propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
     if coeffs in ("uniform", "power"):
         raise ValueError(f"coeffs={coeffs!r} has no infinite-hop limit")
     if coeffs == "heat":
-        return _heat_series(apply_A, x, t, tol, max_iter)
+        return _heat_series(apply_A, x, t, tol, max_iter, c=max(1.0, get_rho()))
     if coeffs == "ppr":
         c = 1.0 - alpha
     else:
@@ -761,6 +805,8 @@ class DiffusionGraph:
         katz = named and coeffs in ("katz", "inffs")
         solve = hops == math.inf and named and coeffs in ("ppr", "katz", "inffs")
         rho = None
+        if hops == math.inf and named and coeffs == "heat":  # rho(A) <= 1 needs no eigen-solve
+            rho = _rho_bound(self.edge_weight.detach(), self.normalize)
         if solve and not (katz and r is None):  # only c * rho(A) < 1 is needed: a bound may do
             bound = _rho_bound(self.edge_weight.detach(), self.normalize)
             c = 1.0 - alpha if coeffs == "ppr" else r
@@ -833,7 +879,7 @@ def diffuse(x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None, *,
     from affgraph._checks import check_choice
     from affgraph.affinity import NORMALIZATIONS
 
-    check_choice("normalize", normalize, NORMALIZATIONS)
+    check_choice("normalize", normalize, NORMALIZATIONS, what="normalisation mode")
     alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
     _check_dropout(dropout, hops)
     graph = DiffusionGraph.from_graph(edge_index, edge_weight, x.size(0), dtype=x.dtype,
