@@ -192,6 +192,10 @@ def knn(x: Tensor, k: int, batch: Optional[Tensor] = None, *, loop: bool = False
     if n == 0:
         return edges(torch.empty(2, 0, dtype=torch.long, device=x.device))
     xf = x.double() if x.dtype == torch.float64 else x.float()
+    # one global scale (the neighbours do not change) to a largest |entry| of 1, so that the
+    # squared norms neither overflow (|x| ~ 1e30 in float32) nor underflow (1e-30)
+    top = xf.abs().amax()
+    xf = xf / top if bool(top > 0) else xf
     if cosine:
         xf = xf / xf.norm(dim=1, keepdim=True).clamp_min(1e-12)
     sq = (xf * xf).sum(1)
