@@ -1,0 +1,141 @@
+"""Bad inputs of affgraph.nn.models (references: the models' formulas written with PyG's
+TransformerConv and APPNP in float64, evaluation mode)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.nn import APPNP, TransformerConv
+from torch_geometric.utils import add_self_loops, remove_self_loops
+
+from _catalogue import Equals, Raises, case, check, randn
+from affgraph.nn.models import (AffinityAttentionNet, DropNodeDiffusion, MLPDiffusion,
+                                consistency_loss)
+
+N, FIN, OUT = 6, 4, 3
+EDGES = torch.tensor([[0, 1, 2, 3, 3, 0], [1, 2, 3, 4, 4, 0]])  # duplicate, self-loop, 5 alone
+NO_FORWARD_CHECK = ("the model's forward hands x to torch.nn.Linear without checking its "
+                    "width (affgraph/nn/models is outside this change)")
+
+
+def _models():
+    torch.manual_seed(0)
+    net = AffinityAttentionNet(FIN, OUT, hidden_channels=5, heads=2).double().eval()
+    tc = TransformerConv(5, OUT, heads=2, concat=False, root_weight=False).double()
+    tc.load_state_dict(net.attn.state_dict(), strict=False)  # (its lin_skip is unused)
+    grand = DropNodeDiffusion(FIN, OUT, K=4, hidden_channels=5).double().eval()
+    mlp = MLPDiffusion(FIN, OUT, hidden_channels=5).double().eval()
+    return net, tc, grand, mlp
+
+
+def _net_reference(net, tc, x, ei):
+    ei, _ = remove_self_loops(ei.long())
+    ei, _ = add_self_loops(ei, num_nodes=x.size(0))
+    return tc(F.elu(net.lin(x)), ei)
+
+
+def _grand_reference(model, x, ei):
+    h = APPNP(4, 0.1)(model.lin1(x), ei.long())
+    return model.lin2(F.relu(h + model.bias1))
+
+
+def _mlp_reference(model, x, ei):
+    h = model.lin2(F.relu(model.lin1(x)))
+    return APPNP(model.prop.K, model.prop.alpha)(h, ei.long())
+
+
+def _cases():
+    net, tc, grand, mlp = _models()
+    x = randn(N, FIN, seed=1)
+    out = []
+    for label, ei in (("edges", EDGES), ("uint8-edges", EDGES.to(torch.uint8)),
+                      ("no-edges", EDGES[:, :0])):
+        out += [
+            case("nn.models.AffinityAttentionNet", label, lambda ei=ei: net(x, ei),
+                 Equals(lambda ei=ei: _net_reference(net, tc, x, ei))),
+            case("nn.models.DropNodeDiffusion", label, lambda ei=ei: grand(x, ei),
+                 Equals(lambda ei=ei: _grand_reference(grand, x, ei))),
+            case("nn.models.MLPDiffusion", label, lambda ei=ei: mlp(x, ei),
+                 Equals(lambda ei=ei: _mlp_reference(mlp, x, ei))),
+        ]
+    out.append(case("nn.models.DropNodeDiffusion", "sparse-x",
+                    lambda: grand(x.to_sparse(), EDGES),
+                    Equals(lambda: _grand_reference(grand, x, EDGES))))
+    nan = x.clone()
+    nan[2, 2] = math.nan
+    for name, model in (("AffinityAttentionNet", net), ("DropNodeDiffusion", grand),
+                        ("MLPDiffusion", mlp)):
+        entry = f"nn.models.{name}"
+        out += [
+            case(entry, "x-nan", lambda model=model: model(nan, EDGES), Raises("x")),
+            case(entry, "edge_index-range", lambda model=model: model(x[:3], EDGES),
+                 Raises("edge_index")),
+            case(entry, "x-width", lambda model=model: model(randn(N, FIN + 1), EDGES),
+                 Raises("x"), xfail=NO_FORWARD_CHECK),
+        ]
+    ctor = {
+        "AffinityAttentionNet": (AffinityAttentionNet, {
+            "in_channels-zero": ((0, OUT), {}, "in_channels"),
+            "K-zero": ((FIN, OUT, 0), {}, "K"),
+            "K-float": ((FIN, OUT, 2.5), {}, "K"),
+            "heads-zero": ((FIN, OUT), {"heads": 0}, "heads"),
+            "dropout-one": ((FIN, OUT), {"dropout": 1.0}, "dropout"),
+            "alpha-with-one-hop": ((FIN, OUT, 1), {"alpha": 0.1}, "alpha"),
+            "alpha-above-one": ((FIN, OUT, 3), {"alpha": 1.5}, "alpha"),
+        }),
+        "DropNodeDiffusion": (DropNodeDiffusion, {
+            "out_channels-zero": ((FIN, 0), {}, "out_channels"),
+            "hidden_channels-float": ((FIN, OUT), {"hidden_channels": 8.0}, "hidden_channels"),
+            "drop_node-one": ((FIN, OUT), {"drop_node": 1.0}, "drop_node"),
+            "K-negative": ((FIN, OUT, -1), {}, "hops"),
+            "coeffs-unknown": ((FIN, OUT), {"coeffs": "gpr"}, "coeffs"),
+        }),
+        "MLPDiffusion": (MLPDiffusion, {
+            "in_channels-bool": ((True, OUT), {}, "in_channels"),
+            "dropout-negative": ((FIN, OUT), {"dropout": -0.5}, "dropout"),
+        }),
+    }
+    for name, (cls, table) in ctor.items():
+        for label, (args, kw, arg) in table.items():
+            out.append(case(f"nn.models.{name}", label,
+                            lambda cls=cls, args=args, kw=kw: cls(*args, **kw), Raises(arg)))
+    logits = [randn(N, OUT, seed=s) for s in (5, 6)]
+
+    def loss_reference(zs, t=0.5):
+        ps = [torch.softmax(z.double(), -1) for z in zs]
+        mean = sum(ps) / len(ps)
+        sharp = mean ** (1 / t)
+        q = sharp / sharp.sum(-1, keepdim=True)
+        return sum(((q - p) ** 2).sum(-1).mean() for p in ps) / len(ps)
+
+    out += [
+        case("nn.models.consistency_loss", "two-passes", lambda: consistency_loss(logits),
+             Equals(lambda: loss_reference(logits))),
+        case("nn.models.consistency_loss", "one-pass", lambda: consistency_loss(logits[:1]),
+             Equals(lambda: loss_reference(logits[:1]))),
+        case("nn.models.consistency_loss", "large-logits",
+             lambda: consistency_loss([z * 1e3 for z in logits], temperature=2.0),
+             Equals(lambda: loss_reference([z * 1e3 for z in logits], 2.0))),
+        case("nn.models.consistency_loss", "temperature-zero",
+             lambda: consistency_loss(logits, temperature=0.0), Raises("temperature")),
+        case("nn.models.consistency_loss", "temperature-nan",
+             lambda: consistency_loss(logits, temperature=math.nan), Raises("temperature")),
+        case("nn.models.consistency_loss", "empty", lambda: consistency_loss([]),
+             Raises("logits")),
+        case("nn.models.consistency_loss", "shapes",
+             lambda: consistency_loss([logits[0], logits[1][:3]]), Raises("logits")),
+        case("nn.models.consistency_loss", "tensor", lambda: consistency_loss(logits[0]),
+             Raises("logits")),
+    ]
+    return out
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("c", CASES)
+def test_bad_models(c):
+    with torch.no_grad():
+        check(c)
