@@ -312,7 +312,7 @@ def check_series(hops: Union[int, float], coeffs: Union[str, Tensor], options: d
     r"""Validate a hop series once: the coefficients of finite ``hops``, or that the family
     has a closed form over a row-stochastic :math:`\mathbf{S}` (``ppr``, ``katz`` with
     ``r < 1``, ``heat``; with edge features ``ppr`` or ``katz``)."""
-    from affgraph.diffusion import coefficients
+    from affgraph.diffusion import RHO_MARGIN, coefficients
 
     check_hops(hops)
     if hops != math.inf:
@@ -328,9 +328,15 @@ def check_series(hops: Union[int, float], coeffs: Union[str, Tensor], options: d
                          "edge term is the series shifted by one hop, which has a closed form "
                          "for those two families only)")
     coefficients(coeffs, 1, **options)  # the parameter's range
-    if coeffs in ("katz", "inffs") and not options["r"] < 1.0:
-        raise ValueError(f"r = {options['r']!r} >= 1 = 1/rho(S): the Katz series over the "
-                         "row-stochastic attention matrix diverges; choose r < 1")
+    margin = RHO_MARGIN
+    if coeffs in ("katz", "inffs") and not options["r"] <= 1.0 - margin:
+        raise ValueError(f"r = {options['r']!r} > 1 - {margin:g}, with rho(S) = 1: the Katz "
+                         "series over the row-stochastic attention matrix diverges or is too "
+                         f"close to diverging to solve; choose r <= {1.0 - margin!r}")
+    if coeffs == "ppr" and not options["alpha"] >= margin:
+        raise ValueError(f"alpha = {options['alpha']!r} < {margin:g}: the closed form solves "
+                         "(I - (1 - alpha) S), singular to within rounding; choose a larger "
+                         "alpha")
 
 
 def attention_diffusion(q: Tensor, k: Tensor, v: Tensor, edge_index: Optional[Tensor] = None,

@@ -336,6 +336,17 @@ def _safe_div(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(b != 0, a / torch.where(b != 0, b, torch.ones_like(b)), torch.zeros_like(a))
 
 
+#: the closed forms need :math:`c\,\rho(A) \le 1 - ` ``RHO_MARGIN`` (decided in float64, with
+#: :math:`\rho(A)` of the float64 copy of the weights): float32 weights put the radius of a
+#: row-stochastic matrix anywhere within about 1e-7 of 1 (0.99999994, 1.00000003), and a
+#: system closer to singular than this cannot be solved to the default ``tol``
+RHO_MARGIN = 1e-6
+
+#: the largest relative rounding of the residual :math:`\|b - My\| / \|b\|` that
+#: :func:`solve_linear` accepts in place of ``tol`` (the dtype cannot resolve more finely)
+RESOLVABLE = 1e-3
+
+
 def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float = 1e-6,
                  max_iter: int = 1000, x0: Optional[Tensor] = None) -> Tensor:
     r"""Solve :math:`M y = b` for an operator ``op(v) = M v``, column by column.
@@ -343,8 +354,16 @@ def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float =
     Conjugate gradients when :math:`M` is symmetric positive definite (``symmetric=True``),
     BiCGSTAB otherwise; every trailing slice of ``b`` (``b[:, c]``) is an independent system
     and all of them advance together. Stops when every slice has
-    :math:`\|b - M y\|_2 \le \text{tol} \cdot \|b\|_2`; raises ``RuntimeError`` if that does
-    not happen within ``max_iter`` iterations. Runs without autograd.
+    :math:`\|b - M y\|_2 \le \text{tol} \cdot \|b\|_2` for the true residual: the
+    iterations' recursively updated residual drifts from it on a nearly singular :math:`M`,
+    so it is recomputed as :math:`b - My` once they stop, and the iterations restart from
+    :math:`y` while it is above ``tol``. A residual within the rounding of its own
+    computation, :math:`4\epsilon(\|y\| + \|y - My\|)`, is accepted as well, as long as that
+    rounding is at most :data:`RESOLVABLE` :math:`\|b\|` (a float32 solve of a system that
+    amplifies ``b`` a thousandfold cannot verify ``tol=1e-6``, but its answer is good to
+    float32's precision; one that amplifies it a millionfold is not). Raises a
+    ``RuntimeError`` naming ``tol``, ``max_iter`` and the residual reached if that does not
+    happen within ``max_iter`` iterations in all. Runs without autograd.
 
     Each slice is solved scaled to a largest entry of 1 (the system is linear, so
     :math:`y = s\, M^{-1}(b/s)`): the squared norms and inner products then neither underflow
@@ -356,33 +375,60 @@ def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float =
             return b.clone()
         scale = b.abs().amax(dim=0)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        return scale * _solve_scaled(op, b / scale, symmetric=symmetric, tol=tol,
-                                     max_iter=max_iter, x0=None if x0 is None else x0 / scale)
+        bs = b / scale
+        y = None if x0 is None else x0 / scale
+        bnorm = _dot(bs, bs).sqrt()
+        thresh = tol * bnorm
+        left = max_iter
+        while True:
+            y, used = _solve_scaled(op, bs, symmetric=symmetric, thresh=thresh,
+                                    max_iter=left, x0=y)
+            left -= used
+            my = op(y)
+            res = bs - my  # the true residual, and the rounding it is computed with
+            achieved = _dot(res, res).sqrt()
+            floor = 4 * torch.finfo(b.dtype).eps * (_dot(y, y).sqrt() + _dot(y - my, y - my)
+                                                   .sqrt())
+            if bool(((achieved <= torch.maximum(thresh, floor))
+                     & (floor <= RESOLVABLE * bnorm)).all()):
+                return scale * y
+            if left <= 0 or used == 0:
+                bn = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
+                rel, lim = float((achieved / bn).max()), float((floor / bn).max())
+                why = (f"is {rel:.3g} ({b.dtype} resolves it to about {lim:.3g})"
+                       if math.isfinite(rel) and math.isfinite(lim) else "diverged")
+                raise RuntimeError(
+                    f"the linear solve did not reach tol={tol} in max_iter={max_iter} "
+                    f"iterations: its true relative residual ||b - My|| / ||b|| {why}; a "
+                    f"nearly singular system (e.g. a decay c with c * rho(A) close to 1) "
+                    f"amplifies rounding: raise max_iter or tol, choose a smaller decay or "
+                    f"compute in float64")
 
 
-def _solve_scaled(op: ApplyA, b: Tensor, *, symmetric: bool, tol: float, max_iter: int,
-                  x0: Optional[Tensor]) -> Tensor:
-    """:func:`solve_linear`'s iterations on slices of ``b`` scaled to a largest entry of 1."""
+def _solve_scaled(op: ApplyA, b: Tensor, *, symmetric: bool, thresh: Tensor, max_iter: int,
+                  x0: Optional[Tensor]) -> Tuple[Tensor, int]:
+    """:func:`solve_linear`'s iterations on slices of ``b`` scaled to a largest entry of 1:
+    ``(y, iterations used)``, stopping when the recursive residual of every slice is within
+    ``thresh`` or after ``max_iter`` iterations."""
     y = b.clone() if x0 is None else x0.clone()
     res = b - op(y)
     bnorm = _dot(b, b).sqrt()
-    thresh = tol * bnorm
 
     def done(res_: Tensor) -> bool:
         return bool((_dot(res_, res_).sqrt() <= thresh).all())
 
-    if done(res):
-        return y
+    if done(res) or max_iter <= 0:
+        return y, 0
     if symmetric:
         p = res.clone()
         rs = _dot(res, res)
-        for _ in range(max_iter):
+        for it in range(max_iter):
             Ap = op(p)
             a = _safe_div(rs, _dot(p, Ap))
             y = y + a * p
             res = res - a * Ap
             if done(res):
-                return y
+                return y, it + 1
             rs_new = _dot(res, res)
             p = res + _safe_div(rs_new, rs) * p
             rs = rs_new
@@ -410,16 +456,15 @@ def _solve_scaled(op: ApplyA, b: Tensor, *, symmetric: bool, tol: float, max_ite
             a = _safe_div(rho, _dot(r_hat, v))
             s = res - a * v
             if done(s):
-                return y + a * p
+                return y + a * p, it + 1
             tv = op(s)
             w = _safe_div(_dot(tv, s), _dot(tv, tv))
             y = y + a * p + w * s
             res = s - w * tv
             rho_prev = rho
             if done(res):
-                return y
-    raise RuntimeError(f"the linear solve did not reach tol={tol} in max_iter={max_iter} "
-                       "iterations; raise max_iter or tol")
+                return y, it + 1
+    return y, max_iter
 
 
 # ----------------------------------------------------------------------------------------------
@@ -544,9 +589,12 @@ def propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
 
     the first two by an iterative solve (conjugate gradients if ``symmetric``, BiCGSTAB
     otherwise) to the relative residual ``tol`` per column, differentiated implicitly (an
-    adjoint solve with vector-Jacobian products of ``apply_A``), the heat kernel by summing
-    its series until a term falls below ``tol`` of the sum. The series converges only for
-    :math:`c\,\rho(A) < 1` (:math:`c = r` or :math:`1-\alpha`): otherwise a ``ValueError``.
+    adjoint solve with vector-Jacobian products of ``apply_A``), the heat kernel as the
+    Poisson-weighted series of :math:`A/\max(1, \rho(A))` until its tail bound falls below
+    ``tol`` of the sum (weights from their logarithm, so large ``t`` neither underflows nor
+    overflows). The series converges only for :math:`c\,\rho(A) < 1` (:math:`c = r` or
+    :math:`1-\alpha`); the closed forms need :math:`c\,\rho(A) \le 1 -` :data:`RHO_MARGIN`
+    (in float64): otherwise a ``ValueError``.
     ``katz`` without ``r`` uses :math:`r = 0.9/\rho(A)`. Finite ``hops`` call ``apply_A``
     exactly K times, in order (hop 1 first), so an operator that draws a fresh edge dropout
     at each call gets one draw per hop. ``alpha``, ``r`` and ``t`` are checked once per call
@@ -636,11 +684,13 @@ def _propagate(apply_A: ApplyA, x: Tensor, *, hops: Union[int, float],
     else:
         c = float(r)
     rr = get_rho()
-    if c * rr >= 1.0:
+    if c * rr > 1.0 - RHO_MARGIN:
         name = "r" if coeffs in ("katz", "inffs") else "1 - alpha"
-        bound = math.inf if rr == 0 else 1.0 / rr
-        raise ValueError(f"{name} = {c:.6g} >= 1/rho(A) = {bound:.6g}: the series "
-                         "sum_k c^k A^k diverges; choose a smaller decay")
+        bound = math.inf if rr == 0 else (1.0 - RHO_MARGIN) / rr
+        raise ValueError(f"{name} = {c:.9g} with rho(A) = {rr:.9g}: {name} * rho(A) = "
+                         f"{c * rr:.9g} > 1 - {RHO_MARGIN:g}, so the series sum_k c^k A^k "
+                         f"diverges or is too close to diverging to solve; choose "
+                         f"{name} <= {bound:.9g}")
     if c == 0.0:
         return alpha * x if coeffs == "ppr" else torch.zeros_like(x)
     if coeffs == "ppr":
@@ -800,6 +850,10 @@ class DiffusionGraph:
         :func:`family_params` and :func:`diffuse`); see :func:`diffuse`."""
         if x.size(0) != self.num_nodes:
             raise ValueError(f"x has {x.size(0)} nodes, the graph {self.num_nodes}")
+        if hops == math.inf and x.dtype in (torch.float16, torch.bfloat16):
+            # a half-precision solve or series cannot resolve tol: float32, cast back
+            return self.diffuse(x.float(), hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t,
+                                dropout=dropout, tol=tol, max_iter=max_iter).to(x.dtype)
         apply_A = self.operator(x.dtype, dropout)
         named = isinstance(coeffs, str)
         katz = named and coeffs in ("katz", "inffs")
@@ -810,7 +864,7 @@ class DiffusionGraph:
         if solve and not (katz and r is None):  # only c * rho(A) < 1 is needed: a bound may do
             bound = _rho_bound(self.edge_weight.detach(), self.normalize)
             c = 1.0 - alpha if coeffs == "ppr" else r
-            if bound is not None and c * bound < 1.0:
+            if bound is not None and c * bound <= 1.0 - RHO_MARGIN:
                 rho = bound
         return _propagate(apply_A, x, hops=hops, coeffs=coeffs, r=r, alpha=alpha, t=t,
                           rho=self.rho if rho is None else rho,
