@@ -264,6 +264,13 @@ class AffinityAttention(MessagePassing):
                 shape = tuple(edge_attr.shape) if isinstance(edge_attr, Tensor) else edge_attr
                 raise ValueError(f"edge_attr must be [E, edge_dim] = [{edge_index.size(1)}, "
                                  f"{self.edge_dim}], got {shape}")
+            weight = self.lin_edge.weight
+            if not edge_attr.is_floating_point() or (
+                    not isinstance(weight, torch.nn.parameter.UninitializedParameter)
+                    and not torch.is_autocast_enabled(edge_attr.device.type)
+                    and edge_attr.dtype != weight.dtype):
+                raise TypeError(f"edge_attr must be a floating tensor in the dtype of the "
+                                f"layer's parameters ({weight.dtype}), got {edge_attr.dtype}")
         elif self.lin_edge is not None:
             raise ValueError("the layer has edge_dim set: forward needs edge_attr (or a "
                              "sparse adj_t whose values are the [E, edge_dim] edge features)")

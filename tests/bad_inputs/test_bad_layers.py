@@ -93,6 +93,10 @@ def _attention_cases():
                         lambda args=args, kw=kw: AffinityAttention(*args, **kw), Raises(name)))
     nan = x.clone()
     nan[0, 0] = math.nan
+    ea, tce = _twins(edge_dim=2)
+    e = randn(EDGES.size(1), 2, seed=9)
+    out.append(case("nn.AffinityAttention", "edge_attr", lambda: ea(x, EDGES, e),
+                    Equals(lambda: tce(x, EDGES, e))))
     fwd = {
         "x-width": (lambda: aa(randn(N, F + 1), EDGES), "x"),
         "x-dtype": (lambda: aa(x.float(), EDGES), "x"),
@@ -106,6 +110,14 @@ def _attention_cases():
         "edge_index-range": (lambda: aa(x, torch.tensor([[N], [0]])), "edge_index"),
         "edge_index-1d": (lambda: aa(x, EDGES[0]), "edge_index"),
         "edge_attr-without-edge_dim": (lambda: aa(x, EDGES, torch.zeros(7, 2)), "edge_attr"),
+        "edge_attr-dtype": (lambda: ea(x, EDGES, torch.zeros(7, 2)), "edge_attr"),
+        "edge_attr-int": (lambda: ea(x, EDGES, torch.zeros(7, 2, dtype=torch.long)),
+                          "edge_attr"),
+        "edge_attr-shape": (lambda: ea(x, EDGES, torch.zeros(6, 2, dtype=torch.float64)),
+                            "edge_attr"),
+        "edge_attr-missing": (lambda: ea(x, EDGES), "edge_attr"),
+        "edge_attr-nan": (lambda: ea(x, EDGES, torch.full((7, 2), math.nan,
+                                                          dtype=torch.float64)), "edge_attr"),
         "batch-bool": (lambda: aa(x, batch=BATCH > 0), "batch"),
         "batch-uint8": (lambda: aa(x, batch=BATCH.to(torch.uint8)), "batch"),
         "batch-unsorted": (lambda: aa(x, batch=BATCH.flip(0)), "batch"),
