@@ -116,7 +116,7 @@ def check_same_shape(names: Sequence[str], tensors: Sequence[Tensor], dims: Sequ
 
 
 def check_edge_index(edge_index: Tensor, num_src: int, num_dst: Optional[int] = None) -> None:
-    """Require a ``[2, E]`` integer ``edge_index`` with sources < ``num_src``, targets < ``num_dst``.
+    """Require a ``[2, E]`` integer ``edge_index``, sources < ``num_src``, targets < ``num_dst``.
 
     Every integer dtype is accepted (``bool``, floating and complex ones are refused): the
     callers widen it to ``int64`` (PyG's and the sparse kernels' index type), which is exact
@@ -160,6 +160,7 @@ def check_batch(batch: Optional[Tensor], num_nodes: int) -> None:
         raise ValueError(f"batch must be an int64 (or int32) tensor of graph ids, got "
                          f"{batch.dtype}")
     if num_nodes > 1 and bool((batch[1:] < batch[:-1]).any()):
-        raise ValueError("batch must be sorted (nodes of each graph contiguous), as PyG produces it")
+        raise ValueError("batch must be sorted (nodes of each graph contiguous), as PyG "
+                         "produces it")
     if num_nodes > 0 and int(batch.min()) < 0:
         raise ValueError("batch contains negative graph ids")
