@@ -147,7 +147,8 @@ def rbf(q: Tensor, k: Tensor, edge_index: Optional[Tensor] = None, *,
         raise ValueError(f"gamma must be positive, got {gamma}")
 
     def dense(a: Tensor, b: Tensor) -> Tensor:
-        d2 = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)
+        d2 = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) \
+            - 2 * a @ b.transpose(-1, -2)
         return torch.exp(-g * d2.clamp_min(0))
 
     return _pairwise(q, k, edge_index, dense, lambda a, b: torch.exp(-g * ((a - b) ** 2).sum(-1)))
@@ -230,7 +231,8 @@ def normalize_edge_weight(edge_index: Tensor, edge_weight: Optional[Tensor], num
     (existing self-loops keep theirs), as in ``gcn_norm`` (``add_remaining_self_loops``).
 
     Args:
-        edge_index (Tensor): ``[2, E]``, ``edge_index[0]`` source ``j``, ``edge_index[1]`` target ``i``.
+        edge_index (Tensor): ``[2, E]``, ``edge_index[0]`` source ``j``, ``edge_index[1]``
+            target ``i``.
         edge_weight (Tensor, optional): ``[E]`` or ``[E, H]`` (one graph per head); ``None``
             means all ones (for ``"softmax"``: all-zero logits, i.e. uniform).
         num_nodes (int): number of nodes ``N``.
