@@ -53,9 +53,23 @@ def _attention_cases():
                     Equals(lambda: tc(x, within))))
     out.append(case("nn.AffinityAttention", "single-node", lambda: aa(x[:1]),
                     Equals(lambda: tc(x[:1], torch.zeros(2, 1, dtype=torch.long)))))
-    a32, t32 = (m.float() for m in _twins())
-    out.append(case("nn.AffinityAttention", "float32", lambda: a32(x.float(), EDGES),
-                    Equals(lambda: t32.double()(x, EDGES), torch.float32)))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        dn = str(dtype).split(".")[1]
+        low, _ = _twins()
+        low = low.to(dtype)
+        twin = TransformerConv(F, C, heads=H).double()  # the rounded weights, in float64
+        twin.load_state_dict({k: v.double() for k, v in low.state_dict().items()})
+        xl = x.to(dtype)
+        for label, kw in (("edges", {"edge_index": EDGES}), ("implicit", {})):
+            ei = EDGES if kw else complete
+            out.append(case("nn.AffinityAttention", f"{label}-{dn}",
+                            lambda low=low, xl=xl, kw=kw: low(xl, **kw),
+                            Equals(lambda twin=twin, xl=xl, ei=ei: twin(xl.double(), ei),
+                                   dtype)))
+        nan = xl.clone()
+        nan[1, 1] = math.nan
+        out.append(case("nn.AffinityAttention", f"x-nan-{dn}",
+                        lambda low=low, nan=nan: low(nan, EDGES), Raises("x")))
     mh = AffinityAttention(F, C, heads=H, hops=math.inf, coeffs="ppr", alpha=0.2,
                            root_weight=False, concat=False).double()
     out.append(case("nn.AffinityAttention", "ppr-inf-isolated", lambda: mh(x, EDGES),
@@ -150,9 +164,12 @@ def _diffusion_cases():
         out.append(case("nn.AffinityDiffusion", label,
                         lambda ei=ei: AffinityDiffusion(4, 0.2)(x, ei),
                         Equals(lambda ei=ei: APPNP(4, 0.2)(x, ei.long()))))
-    out.append(case("nn.AffinityDiffusion", "float32",
-                    lambda: AffinityDiffusion(4, 0.2)(x.float(), EDGES, w.float()),
-                    Equals(lambda: APPNP(4, 0.2)(x, EDGES, w), torch.float32)))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        xl, wl = x.to(dtype), w.to(dtype)
+        out.append(case("nn.AffinityDiffusion", str(dtype).split(".")[1],
+                        lambda xl=xl, wl=wl: AffinityDiffusion(4, 0.2)(xl, EDGES, wl),
+                        Equals(lambda xl=xl, wl=wl: APPNP(4, 0.2)(xl.double(), EDGES,
+                                                                 wl.double()), dtype)))
     # without self-loops the symmetric normalisation is scale-invariant: 1e-300 weights give
     # the graph of the unscaled ones (degrees 1e-300, D^-1/2 = 1e150)
     out.append(case("nn.AffinityDiffusion", "tiny-weights",
@@ -214,6 +231,18 @@ def _simplicial_reference(layer, x, jm, lm):
     return ref.simplicial(*t, jm, lm).reshape(-1, h * c) + layer.lin_skip(x)
 
 
+def _copy(layer, dtype):
+    low = SimplicialAttention(F, C, heads=H).to(dtype)
+    low.load_state_dict({k: v.to(dtype) for k, v in layer.state_dict().items()})
+    return low
+
+
+def _double(low):
+    twin = SimplicialAttention(F, C, heads=H).double()
+    twin.load_state_dict({k: v.double() for k, v in low.state_dict().items()})
+    return twin
+
+
 def _simplicial_cases():
     out = []
     torch.manual_seed(0)
@@ -232,6 +261,12 @@ def _simplicial_cases():
                  Equals(lambda: _simplicial_reference(
                      win, x, ref.mask_counts(N, window=1, causal=True),
                      ref.mask_counts(N, window=0, causal=True)))),
+            *[case("nn.SimplicialAttention", str(dt).split(".")[1],
+                   lambda low=low, dt=dt: low(x.to(dt)),
+                   Equals(lambda low=low, dt=dt: _simplicial_reference(
+                       _double(low), x.to(dt).double(), full, full), dt))
+              for dt, low in ((dt, _copy(layer, dt)) for dt in (torch.float16, torch.bfloat16,
+                                                               torch.float32))],
             case("nn.SimplicialAttention", "single", lambda: layer(x[:1]),
                  Equals(lambda: _simplicial_reference(layer, x[:1], full[:1, :1],
                                                       full[:1, :1]))),
