@@ -370,6 +370,9 @@ def solve_linear(op: ApplyA, b: Tensor, *, symmetric: bool = False, tol: float =
     nor overflow. (A float32 gradient slice whose entries are all about 1e-20 has squared
     norms below float32's smallest normal number; unscaled, CG made no progress on it.)
     """
+    from affgraph._checks import check_solver
+
+    check_solver(tol, max_iter)
     with torch.no_grad():
         if b.size(0) == 0:  # no unknowns
             return b.clone()
@@ -975,6 +978,9 @@ def katz_lanczos(apply_A: ApplyA, b: Tensor, *, r_frac: float, hops: Union[int, 
     Returns:
         ``(y, lam)``.
     """
+    from affgraph._checks import check_solver
+
+    check_solver(tol, max_iter)
     if not (0.0 < r_frac < 1.0):
         raise ValueError(f"r_frac = {r_frac!r} must lie in (0, 1) (the decay as a fraction of "
                          "1/lambda_max(A)): at or above 1 the series diverges")
