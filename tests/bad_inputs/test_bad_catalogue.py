@@ -23,8 +23,7 @@ TABLES = [m.CASES for m in (test_bad_attention, test_bad_diffusion, test_bad_inf
 PUBLIC = (
     [f"functional.{name}" for name in affgraph.functional.__all__]
     + [f"nn.{name}" for name in affgraph.nn.__all__ if name != "models"]
-    + [f"nn.models.{name}" for name in ("AffinityAttentionNet", "DropNodeDiffusion",
-                                        "MLPDiffusion", "consistency_loss")]
+    + [f"nn.models.{name}" for name in affgraph.nn.models.__all__]
     + ["InfFS", "supports.knn", "supports.window", "supports.edges", "datasets.make_csbm",
        "datasets.make_planted_features", "datasets.make_match3"]
 )

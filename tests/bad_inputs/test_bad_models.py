@@ -11,8 +11,8 @@ from torch_geometric.nn import APPNP, TransformerConv
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from _catalogue import Equals, Raises, case, check, randn
-from affgraph.nn.models import (AffinityAttentionNet, DropNodeDiffusion, MLPDiffusion,
-                                consistency_loss)
+from affgraph.nn.models import (AffinityAttentionNet, DropNodeDiffusion, GRANDLoss,
+                                MLPDiffusion, consistency_loss)
 
 N, FIN, OUT = 6, 4, 3
 EDGES = torch.tensor([[0, 1, 2, 3, 3, 0], [1, 2, 3, 4, 4, 0]])  # duplicate, self-loop, 5 alone
@@ -128,6 +128,34 @@ def _cases():
              lambda: consistency_loss([logits[0], logits[1][:3]]), Raises("logits")),
         case("nn.models.consistency_loss", "tensor", lambda: consistency_loss(logits[0]),
              Raises("logits")),
+    ]
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    mask = torch.tensor([True, True, False, True, False, False])
+
+    def grand_reference(weight):  # evaluation mode: every pass is the same
+        z = _grand_reference(grand, x, EDGES)
+        ce = F.cross_entropy(z[mask], y[mask])
+        return ce + weight * loss_reference([z, z, z])
+
+    out += [
+        case("nn.models.GRANDLoss", "eval-passes",
+             lambda: GRANDLoss(samples=3, weight=0.7)(grand, x, EDGES, y, mask),
+             Equals(lambda: grand_reference(0.7))),
+        case("nn.models.GRANDLoss", "no-mask",
+             lambda: GRANDLoss(samples=1, weight=0.0)(grand, x, EDGES, y),
+             Equals(lambda: F.cross_entropy(_grand_reference(grand, x, EDGES), y))),
+        case("nn.models.GRANDLoss", "samples-zero", lambda: GRANDLoss(samples=0),
+             Raises("samples")),
+        case("nn.models.GRANDLoss", "samples-float", lambda: GRANDLoss(samples=2.0),
+             Raises("samples")),
+        case("nn.models.GRANDLoss", "weight-negative", lambda: GRANDLoss(weight=-1.0),
+             Raises("weight")),
+        case("nn.models.GRANDLoss", "weight-nan", lambda: GRANDLoss(weight=math.nan),
+             Raises("weight")),
+        case("nn.models.GRANDLoss", "temperature-inf", lambda: GRANDLoss(temperature=math.inf),
+             Raises("temperature")),
+        case("nn.models.GRANDLoss", "x-nan",
+             lambda: GRANDLoss()(grand, nan, EDGES, y, mask), Raises("x")),
     ]
     return out
 
