@@ -51,6 +51,23 @@ def _attention_cases():
     within = complete[:, BATCH[complete[0]] == BATCH[complete[1]]]
     out.append(case("nn.AffinityAttention", "implicit-batch", lambda: aa(x, batch=BATCH),
                     Equals(lambda: tc(x, within))))
+    torch.manual_seed(1)
+    tcb = TransformerConv((F, 2), C, heads=H).double()
+    aab = AffinityAttention((F, 2), C, heads=H).double()
+    aab.load_state_dict(tcb.state_dict())
+    xd = randn(3, 2, seed=8)
+    bip = torch.tensor([[0, 5, 5, 1], [0, 1, 1, 2]])  # 6 sources -> 3 targets, a duplicate
+    out.append(case("nn.AffinityAttention", "bipartite", lambda: aab((x, xd), bip),
+                    Equals(lambda: tcb((x, xd), bip))))
+    out.append(case("nn.AffinityAttention", "bipartite-target-range",
+                    lambda: aab((x, xd), torch.tensor([[0], [3]])), Raises("edge_index")))
+    lazy = AffinityAttention(-1, C, heads=H).double()
+    with torch.no_grad():
+        lazy(x, EDGES)  # initialises the lazy weights
+    tcl = TransformerConv(F, C, heads=H).double()
+    tcl.load_state_dict(lazy.state_dict())
+    out.append(case("nn.AffinityAttention", "lazy-in_channels", lambda: lazy(x, EDGES),
+                    Equals(lambda: tcl(x, EDGES))))
     out.append(case("nn.AffinityAttention", "single-node", lambda: aa(x[:1]),
                     Equals(lambda: tc(x[:1], torch.zeros(2, 1, dtype=torch.long)))))
     for dtype in (torch.float16, torch.bfloat16, torch.float32):
