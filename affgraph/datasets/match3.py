@@ -153,7 +153,7 @@ def make_match3(n_samples: int, seq_len: int, modulus: int, *, seed: int = 0,
     if not 0.0 <= float(min_share) <= 0.5:
         raise ValueError(f"min_share must be in [0, 0.5], got {min_share}")
     least = max(1, int(np.ceil(min_share * seq_len))) if seq_len >= 2 and min_share > 0 else 0
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_int("seed", seed, 0))
     target = float(positive_fraction)
     kept_tokens, kept_pos = [], 0
     kept = 0

@@ -16,8 +16,6 @@ from affgraph.nn.models import (AffinityAttentionNet, DropNodeDiffusion, GRANDLo
 
 N, FIN, OUT = 6, 4, 3
 EDGES = torch.tensor([[0, 1, 2, 3, 3, 0], [1, 2, 3, 4, 4, 0]])  # duplicate, self-loop, 5 alone
-NO_FORWARD_CHECK = ("the model's forward hands x to torch.nn.Linear without checking its "
-                    "width (affgraph/nn/models is outside this change)")
 
 
 def _models():
@@ -73,7 +71,7 @@ def _cases():
             case(entry, "edge_index-range", lambda model=model: model(x[:3], EDGES),
                  Raises("edge_index")),
             case(entry, "x-width", lambda model=model: model(randn(N, FIN + 1), EDGES),
-                 Raises("x"), xfail=NO_FORWARD_CHECK),
+                 Raises("x")),
         ]
     ctor = {
         "AffinityAttentionNet": (AffinityAttentionNet, {

@@ -109,9 +109,7 @@ def _cases():
         out.append(case("datasets.make_match3", label,
                         lambda args=args, kw=kw: make_match3(*args, **kw), Raises(name)))
     out.append(case("datasets.make_match3", "seed-float",
-                    lambda: make_match3(2, 4, 5, seed=1.5), Raises("seed"),
-                    xfail="make_match3 passes seed to numpy unchecked: numpy's SeedSequence "
-                    "raises, naming no argument (affgraph/datasets is outside this change)"))
+                    lambda: make_match3(2, 4, 5, seed=1.5), Raises("seed")))
     return out
 
 

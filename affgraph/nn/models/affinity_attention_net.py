@@ -9,7 +9,8 @@ from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from affgraph.nn.affinity_attention import AffinityAttention
-from affgraph.nn.models._checks import check_channels, check_dropout, check_hops
+from affgraph.nn.models._checks import (check_channels, check_dropout, check_hops,
+                                        check_model_input)
 
 
 class AffinityAttentionNet(nn.Module):
@@ -102,6 +103,7 @@ class AffinityAttentionNet(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         """Class logits of every node (see the class docstring)."""
+        check_model_input(x, self.in_channels)
         edge_index, _ = remove_self_loops(edge_index)
         edge_index, _ = add_self_loops(edge_index, num_nodes=x.size(0))
         x = F.dropout(x, self.dropout, self.training)

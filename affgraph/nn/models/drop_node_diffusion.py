@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from affgraph.nn.affinity_diffusion import AffinityDiffusion
-from affgraph.nn.models._checks import check_channels, check_dropout
+from affgraph.nn.models._checks import check_channels, check_dropout, check_model_input
 
 
 class DropNodeDiffusion(nn.Module):
@@ -88,6 +88,7 @@ class DropNodeDiffusion(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_weight: Optional[Tensor] = None) -> Tensor:
         """Class logits of every node; ``x`` dense or sparse COO ``[N, F]``."""
+        check_model_input(x, self.lin1.in_features)
         keep = None
         if self.training and self.drop_node > 0:
             keep = (torch.rand(x.size(0), device=x.device) >= self.drop_node).to(x.dtype)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from affgraph.nn.affinity_diffusion import AffinityDiffusion
-from affgraph.nn.models._checks import check_channels, check_dropout
+from affgraph.nn.models._checks import check_channels, check_dropout, check_model_input
 
 
 class MLPDiffusion(nn.Module):
@@ -64,6 +64,7 @@ class MLPDiffusion(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor,
                 edge_weight: Optional[Tensor] = None) -> Tensor:
         """Class logits of every node (see the class docstring)."""
+        check_model_input(x, self.lin1.in_features)
         x = F.dropout(x, self.dropout, self.training)
         x = F.relu(self.lin1(x))
         x = F.dropout(x, self.dropout, self.training)
