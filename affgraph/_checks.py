@@ -19,6 +19,19 @@ def check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def check_hop_count(name: str, value: object) -> None:
+    """``value`` must be a number of hops: an ``int >= 1`` or ``math.inf`` (``bool`` refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and value != math.inf) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1 or math.inf, got {value!r}")
+
+
+def check_dropout(name: str, p: object) -> None:
+    """``p`` must be a dropout probability in ``[0, 1)`` (``bool`` refused)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p!r}")
+
+
 def check_nonnegative_int(name: str, value: object) -> None:
     """``value`` must be an ``int >= 0`` (``bool`` is refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from affgraph import supports as _supports
-from affgraph._checks import check_batch, check_edge_index, check_finite_all
+from affgraph._checks import check_batch, check_edge_index, check_finite_all, check_hop_count
 from affgraph._csr import (csr_attention, csr_structure, edge_aggregate, edge_bias,
                            edge_softmax as _edge_softmax, spmm, to_csr_order, to_user_order)
 from affgraph.affinity import finite_dtype, max_abs
@@ -273,9 +273,7 @@ FAMILY_PARAMETERS = {"ppr": ("alpha", 0.1), "katz": ("r", 0.9), "inffs": ("r", 0
 
 def check_hops(hops: Union[int, float]) -> None:
     """``hops`` must be an ``int >= 1`` or ``math.inf``."""
-    if isinstance(hops, bool) or not isinstance(hops, (int, float)) or \
-            (isinstance(hops, float) and hops != math.inf) or hops < 1:
-        raise ValueError(f"hops must be an int >= 1 or math.inf, got {hops!r}")
+    check_hop_count("hops", hops)
 
 
 def coeff_options(coeffs: Union[str, Tensor], alpha: Optional[float] = None,

@@ -37,7 +37,7 @@ from torch_geometric.nn import APPNP, GATConv, GCNConv, TransformerConv
 
 from affgraph.nn import AffinityDiffusion
 from affgraph.nn.models import AffinityAttentionNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion
-from affgraph.nn.models._checks import check_dropout
+from affgraph._checks import check_dropout
 
 MODELS = ("GCN", "GAT", "APPNP", "TransformerConv", "AffinityAttention", "AffinityAttentionRW",
           "AffinityDiffusion", "AffinityDiffusionCR")

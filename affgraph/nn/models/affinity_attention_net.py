@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
+from affgraph._checks import check_dropout, check_hop_count, check_positive_int
 from affgraph.nn.affinity_attention import AffinityAttention
-from affgraph.nn.models._checks import (check_channels, check_dropout, check_hops,
-                                        check_model_input)
+from affgraph.nn.models._checks import check_model_input
 
 
 class AffinityAttentionNet(nn.Module):
@@ -73,11 +73,11 @@ class AffinityAttentionNet(nn.Module):
                  attn_dropout: float = 0.0, alpha: Optional[float] = None,
                  logit_scale: Optional[float] = None) -> None:
         super().__init__()
-        check_channels("in_channels", in_channels)
-        check_channels("out_channels", out_channels)
-        check_hops("K", K)
-        check_channels("hidden_channels", hidden_channels)
-        check_channels("heads", heads)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_hop_count("K", K)
+        check_positive_int("hidden_channels", hidden_channels)
+        check_positive_int("heads", heads)
         check_dropout("dropout", dropout)
         check_dropout("attn_dropout", attn_dropout)
         if alpha is not None:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from affgraph._checks import check_positive_int
+
 
 def _check_temperature(temperature: object) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
@@ -82,9 +84,7 @@ class GRANDLoss:
     temperature: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or \
-                self.samples < 1:
-            raise ValueError(f"samples must be a positive int, got {self.samples!r}")
+        check_positive_int("samples", self.samples)
         if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or \
                 not (math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"weight must be a finite number >= 0, got {self.weight!r}")

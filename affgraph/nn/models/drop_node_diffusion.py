@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from affgraph._checks import check_dropout, check_positive_int
 from affgraph.nn.affinity_diffusion import AffinityDiffusion
-from affgraph.nn.models._checks import check_channels, check_dropout, check_model_input
+from affgraph.nn.models._checks import check_model_input
 
 
 class DropNodeDiffusion(nn.Module):
@@ -66,9 +67,9 @@ class DropNodeDiffusion(nn.Module):
                  dropout: float = 0.5, coeffs: str = "ppr", alpha: Optional[float] = None
                  ) -> None:
         super().__init__()
-        check_channels("in_channels", in_channels)
-        check_channels("out_channels", out_channels)
-        check_channels("hidden_channels", hidden_channels)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("hidden_channels", hidden_channels)
         for name, p in (("drop_node", drop_node), ("input_dropout", input_dropout),
                         ("dropout", dropout)):
             check_dropout(name, p)

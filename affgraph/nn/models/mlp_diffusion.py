@@ -6,8 +6,9 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from affgraph._checks import check_dropout, check_positive_int
 from affgraph.nn.affinity_diffusion import AffinityDiffusion
-from affgraph.nn.models._checks import check_channels, check_dropout, check_model_input
+from affgraph.nn.models._checks import check_model_input
 
 
 class MLPDiffusion(nn.Module):
@@ -43,9 +44,9 @@ class MLPDiffusion(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, prop: Optional[nn.Module] = None,
                  *, hidden_channels: int = 64, dropout: float = 0.5) -> None:
         super().__init__()
-        check_channels("in_channels", in_channels)
-        check_channels("out_channels", out_channels)
-        check_channels("hidden_channels", hidden_channels)
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("hidden_channels", hidden_channels)
         check_dropout("dropout", dropout)
         if prop is not None and not isinstance(prop, nn.Module):
             raise TypeError(f"prop must be a torch.nn.Module, got {type(prop).__name__}")
