@@ -23,7 +23,7 @@ target above (1.15, 1.0, 0.4 and 0.5 for kNN memory), and 1.0 (ours no slower th
 for the appended 2-simplicial rows, which have no target.
 
     python scripts/bench_attention.py --quick                     # seconds
-    python scripts/bench_attention.py --json bench_attention.json # the issue's sizes
+    python scripts/bench_attention.py --json bench_attention.json # the full sizes
     python scripts/bench_attention.py --device cuda --dtype bfloat16
 """
 from __future__ import annotations
