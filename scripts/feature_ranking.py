@@ -54,7 +54,8 @@ from _common import (  # noqa: E402
     add_output_args, load_rows, markdown_table, mean_std, single_thread_pool, write_rows,
 )
 
-from affgraph.baselines import fisher_score, laplacian_score, relieff_score  # noqa: E402
+from affgraph.baselines import (fisher_score, laplacian_score, mrmr_order,  # noqa: E402
+                                relieff_score)
 from affgraph.datasets import (list_datasets, load_embedded, load_featsel,  # noqa: E402
                                make_planted_features)
 
@@ -65,12 +66,56 @@ BASELINES = ("anova", "mi", "variance", "fisher", "relieff", "laplacian", "rando
 # the ranking, and the supervised u2020 decay r / max row sum makes hops beyond 1 invisible
 INFFS = tuple(f"inffs-h{h}" for h in HOPS) + tuple(f"inffs-knn-h{h}" for h in HOPS) + \
     tuple(f"inffs-sup-h{h}" for h in HOPS) + ("inffs-sup-knn-hinf",)
-SELECTORS = INFFS + BASELINES
+# the label-aware variant (affgraph.inffs variant="relevance": class relevance times
+# non-redundancy on the kNN feature graph, or dense with -dense), at a hop count or with the
+# hop count chosen by inner cross-validation on the training fold (-cv)
+_REL_RE = re.compile(r"^inffs-rel(?P<dense>-dense)?-(?:h(?P<hops>\d+|inf)|(?P<cv>cv))$")
+REL = ("inffs-rel-cv", "inffs-rel-h1", "inffs-rel-hinf")
+# the unsupervised Inf-FS graphs and hop counts that inffs-auto chooses from
+AUTO_CANDIDATES = tuple(f"inffs-h{h}" for h in HOPS) + tuple(f"inffs-knn-h{h}" for h in HOPS)
+# the two families, each judged on its own; rows equal to another by construction are left out:
+# fisher (= anova's F up to the factor (C-1)/(n-C), the same order) and inffs-sup-h2 ... hinf
+# (= inffs-sup-h1: the u2020 decay; a test checks both before they are dropped)
+SUPERVISED = ("anova", "mi", "mrmr", "relieff", "inffs-sup-h1", "inffs-sup-knn-hinf", *REL,
+              "random")
+UNSUPERVISED = ("variance", "lapscore", "spec", "mcfs", "ndfs", "udfs", *AUTO_CANDIDATES,
+                "inffs-auto", "random")
+RIVALS = ("mrmr", "lapscore", "spec", "mcfs", "ndfs", "udfs", "inffs-auto")
+SELECTORS = INFFS + BASELINES + tuple(s for s in RIVALS if s not in BASELINES) + REL
+GROUPS = {"baselines": BASELINES, "inffs": INFFS, "rel": REL, "supervised": SUPERVISED,
+          "unsupervised": UNSUPERVISED,
+          "all": tuple(dict.fromkeys(SUPERVISED + UNSUPERVISED))}
 # planted-feature sets: (n_samples, n_features, n_informative, n_classes, class_sep)
 PLANTED = {"planted": (400, 500, 20, 3, 1.0), "planted-small": (150, 60, 6, 2, 1.0)}
 _INFFS_RE = re.compile(r"^inffs(?P<sup>-sup)?(?P<knn>-knn)?-h(?P<hops>\d+|inf)$")
+_UNSUP_NAMES = {"variance", "laplacian", "lapscore", "spec", "mcfs", "ndfs", "udfs",
+                "inffs-auto"}
+_EXTRA: dict[str, Callable[..., "Ranker"]] = {}  # selectors registered by register_selector
 
 Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def family(name: str) -> str:
+    """``"supervised"``, ``"unsupervised"`` or ``"both"`` (random) for a selector name."""
+    if name == "random":
+        return "both"
+    if _REL_RE.match(name):
+        return "supervised"
+    m = _INFFS_RE.match(name)
+    if m:
+        return "supervised" if m["sup"] else "unsupervised"
+    if name in _EXTRA:
+        return getattr(_EXTRA[name], "family", "supervised")
+    return "unsupervised" if name in _UNSUP_NAMES else "supervised"
+
+
+def register_selector(name: str, factory: Callable[[int, int], "Ranker"], *,
+                      family: str = "supervised") -> None:
+    """Add a selector: ``factory(seed, k_max)`` returns its ranker ``(X, y) -> order``."""
+    if family not in ("supervised", "unsupervised"):
+        raise ValueError(f"family must be 'supervised' or 'unsupervised', got {family!r}")
+    factory.family = family  # type: ignore[attr-defined]
+    _EXTRA[name] = factory
 
 
 # ---- selectors: each returns the feature order, best first ---------------------------------
@@ -81,8 +126,66 @@ def _order(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-s, kind="stable")
 
 
-def make_ranker(name: str, seed: int, knn: int = 10) -> Ranker:
-    """The ranking function ``(X_train, y_train) -> order`` of selector ``name``."""
+def _complete(head: np.ndarray, d: int) -> np.ndarray:
+    """``head`` (distinct feature indices, best first) followed by the other features in
+    column order: a full order of which only the first ``len(head)`` are ever used."""
+    head = np.asarray(head, dtype=np.int64)
+    rest = np.setdiff1d(np.arange(d), head)
+    return np.concatenate([head, rest])
+
+
+def _n_clusters(y: np.ndarray) -> int:
+    """The cluster count of MCFS, NDFS and UDFS: the number of classes (as in the
+    scikit-feature benchmark; the labels themselves are not used)."""
+    return int(np.unique(y).size)
+
+
+def _skfeature(name: str, k_max: int) -> Ranker:
+    """scikit-feature's (``skfeature-chappers``) unsupervised selectors, their default graphs
+    (cosine 5-NN, binary weights) and settings; SPEC's RBF kernel gets the width
+    ``gamma = 1 / (d var(X))`` (scikit-learn's ``"scale"``; the package's ``gamma=1`` on raw
+    features is nearly the identity)."""
+    def rank(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        d = X.shape[1]
+        if name == "lapscore":
+            from skfeature.function.similarity_based.lap_score import lap_score
+            return np.asarray(lap_score(X, mode="index")).ravel()
+        if name == "spec":
+            from sklearn.metrics.pairwise import rbf_kernel
+            from skfeature.function.similarity_based.SPEC import spec
+            var = X.var()
+            W = rbf_kernel(X, gamma=1.0 / (d * var) if var > 0 else 1.0)
+            return np.asarray(spec(X, mode="index", style=0, W=W)).ravel()
+        if name == "mcfs":
+            from skfeature.function.sparse_learning_based.MCFS import mcfs
+            return np.asarray(mcfs(X, n_selected_features=min(k_max, d), mode="index",
+                                   n_clusters=_n_clusters(y))).ravel()
+        if name == "ndfs":
+            from skfeature.function.sparse_learning_based.NDFS import ndfs
+            return np.asarray(ndfs(X, mode="index", n_clusters=_n_clusters(y))).ravel()
+        from skfeature.function.sparse_learning_based.UDFS import udfs
+        return np.asarray(udfs(X, mode="index", n_clusters=_n_clusters(y))).ravel()
+    return rank
+
+
+def make_ranker(name: str, seed: int, knn: int = 10, k_max: int = max(KS)) -> Ranker:
+    """The ranking function ``(X_train, y_train) -> order`` of selector ``name``; ``k_max``
+    is the largest k the order is used at (mRMR and MCFS pick that many, the rest follow
+    in column order). ``inffs-auto`` needs all the training fold's candidate orders and is
+    run by :func:`inffs_orders` instead."""
+    if name in _EXTRA:
+        return _EXTRA[name](seed, k_max)
+    r = _REL_RE.match(name)
+    if r:
+        from affgraph.selection import InfFS
+
+        def inffs_rel(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+            hops = "cv" if r["cv"] else math.inf if r["hops"] == "inf" else int(r["hops"])
+            sel = InfFS(variant="relevance", supervised=True, hops=hops,
+                        knn=None if r["dense"] else knn, random_state=seed)
+            sel.fit(X, y)
+            return np.argsort(np.asarray(sel.ranking_), kind="stable")
+        return inffs_rel
     m = _INFFS_RE.match(name)
     if m:
         from affgraph.selection import InfFS  # the diffusion engineer's selector
@@ -100,6 +203,8 @@ def make_ranker(name: str, seed: int, knn: int = 10) -> Ranker:
         return lambda X, y: _order(f_classif(X, y)[0])
     if name == "mi":
         return lambda X, y: _order(mutual_info_classif(X, y, random_state=seed))
+    if name == "mrmr":
+        return lambda X, y: _complete(mrmr_order(X, y, min(k_max, X.shape[1])), X.shape[1])
     if name == "variance":
         return lambda X, y: _order(VarianceThreshold().fit(X).variances_)
     if name == "fisher":
@@ -108,22 +213,37 @@ def make_ranker(name: str, seed: int, knn: int = 10) -> Ranker:
         return lambda X, y: _order(relieff_score(X, y, n_neighbors=10))
     if name == "laplacian":
         return lambda X, y: _order(-laplacian_score(X, n_neighbors=5))
+    if name in ("lapscore", "spec", "mcfs", "ndfs", "udfs"):
+        return _skfeature(name, k_max)
     if name == "random":
         rng = np.random.default_rng(seed)
         return lambda X, y: rng.permutation(X.shape[1])
-    raise ValueError(f"unknown selector {name!r}; known: {', '.join(SELECTORS)} "
+    raise ValueError(f"unknown selector {name!r}; known: {', '.join(_known())} "
                      "(or inffs[-sup][-knn]-h<N|inf>)")
 
 
+def _known() -> list[str]:
+    return list(SELECTORS) + list(_EXTRA)
+
+
 def expand_selectors(names: Sequence[str]) -> list[str]:
-    """Expand the groups ``baselines``, ``inffs`` and ``all``; check the names."""
+    """Expand the groups ``baselines``, ``inffs``, ``supervised``, ``unsupervised`` and
+    ``all``; check the names."""
     out: list[str] = []
     for n in names:
-        group = {"baselines": BASELINES, "inffs": INFFS, "all": SELECTORS}.get(n)
+        group = GROUPS.get(n)
+        if n in ("supervised", "all"):
+            group = tuple(dict.fromkeys(
+                [*(s for s in group if s != "random"),
+                 *(e for e in _EXTRA if family(e) == "supervised"), *group]))
+        if n in ("unsupervised", "all"):
+            group = tuple(dict.fromkeys(
+                [*group, *(e for e in _EXTRA if family(e) == "unsupervised")]))
         for s in group or (n,):
-            if s not in BASELINES and not _INFFS_RE.match(s):
-                raise ValueError(f"unknown selector {s!r}; known: {', '.join(SELECTORS)}, "
-                                 "groups baselines, inffs, all")
+            if s not in SELECTORS and s not in _EXTRA and not _INFFS_RE.match(s) \
+                    and not _REL_RE.match(s):
+                raise ValueError(f"unknown selector {s!r}; known: {', '.join(_known())}, "
+                                 "groups " + ", ".join(GROUPS))
             if s not in out:
                 out.append(s)
     return out
@@ -208,15 +328,22 @@ def inffs_orders(selectors: Sequence[str], X: np.ndarray, y: np.ndarray, knn: in
     from affgraph.inffs import inffs_scores
 
     fams: dict[tuple[bool, bool], list[tuple[str, float]]] = {}
+    if "inffs-auto" in selectors:  # its candidates come with it, built once with the others
+        selectors = list(dict.fromkeys([*selectors, *AUTO_CANDIDATES]))
     for name in selectors:
-        m = _INFFS_RE.match(name)
+        m, r = _INFFS_RE.match(name), _REL_RE.match(name)
         if m:
             hops = math.inf if m["hops"] == "inf" else int(m["hops"])
-            fams.setdefault((bool(m["sup"]), bool(m["knn"])), []).append((name, hops))
+            fams.setdefault(("u2020" if m["sup"] else "paper", bool(m["knn"])), []).append(
+                (name, hops))
+        elif r and not r["cv"]:
+            hops = math.inf if r["hops"] == "inf" else int(r["hops"])
+            fams.setdefault(("relevance", not r["dense"]), []).append((name, hops))
     orders: dict[str, np.ndarray] = {}
     fit: dict[str, float] = {}
     errors: dict[str, str] = {}
-    for (sup, use_knn), members in fams.items():
+    for (variant, use_knn), members in fams.items():
+        sup = variant != "paper"
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
@@ -224,7 +351,7 @@ def inffs_orders(selectors: Sequence[str], X: np.ndarray, y: np.ndarray, knn: in
                 warnings.simplefilter("ignore", UserWarning)
                 S = inffs_scores(np.asarray(X, dtype=np.float64), y if sup else None,
                                  hops=[h for _, h in members], knn=knn if use_knn else None,
-                                 variant="u2020" if sup else "paper").numpy()
+                                 variant=variant).numpy()
         except Exception as err:
             errors.update({name: f"{type(err).__name__}: {err}" for name, _ in members})
             continue
@@ -233,6 +360,35 @@ def inffs_orders(selectors: Sequence[str], X: np.ndarray, y: np.ndarray, knn: in
             orders[name] = np.argsort(-scores, kind="stable")  # InfFS.ranking_ order
             fit[name] = share
     return orders, fit, errors
+
+
+def auto_choice(orders: dict[str, np.ndarray], X: np.ndarray, k: int, *, sketch: int = 256,
+                seed: int = 0) -> str:
+    r"""The unsupervised Inf-FS candidate (graph and hop count, :data:`AUTO_CANDIDATES`) whose
+    top ``k`` features best reconstruct the training data, chosen without labels: with the
+    standardised training data :math:`Z` (:math:`m \times n`), a Gaussian sketch
+    :math:`Y = Z G` (:math:`G` of ``sketch`` columns, seeded) and :math:`Q` an orthonormal
+    basis of the selected columns of :math:`Z`,
+
+    .. math::
+        \text{explained}(S) = \lVert Q Q^\top Y \rVert_F^2 \,/\, \lVert Y \rVert_F^2 ,
+
+    the candidate with the largest value wins (ties: the first in :data:`AUTO_CANDIDATES`)."""
+    Z = StandardScaler().fit_transform(np.asarray(X, dtype=np.float64))
+    G = np.random.default_rng(seed).standard_normal((Z.shape[1], sketch))
+    Y = Z @ G
+    total = float((Y * Y).sum())
+    best, best_val = None, -math.inf
+    for name in AUTO_CANDIDATES:
+        if name not in orders:
+            continue
+        Q, _ = np.linalg.qr(Z[:, np.sort(orders[name][:k])])
+        val = float(np.square(Q.T @ Y).sum()) / total if total > 0 else 0.0
+        if val > best_val + 1e-12:
+            best, best_val = name, val
+    if best is None:
+        raise ValueError("inffs-auto: no candidate order")
+    return best
 
 
 def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Sequence[int],
@@ -253,10 +409,17 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
             tick(f"{dname} seed {seed} fold {fold} {sname}")
         if sname in failed:
             continue
-        if sname in pre_orders:
+        choice: dict[int, str] = {}
+        if sname == "inffs-auto":
+            t0 = time.perf_counter()
+            choice = {k_eff: auto_choice(pre_orders, Xtr, k_eff, seed=seed * 1000 + fold)
+                      for k_eff, _ in k_pairs}
+            order = None
+            fit_s = time.perf_counter() - t0 + sum(pre_fit.get(c, 0.0) for c in AUTO_CANDIDATES)
+        elif sname in pre_orders:
             order, fit_s = pre_orders[sname], pre_fit[sname]
         else:
-            ranker = make_ranker(sname, seed * 1000 + fold, knn)
+            ranker = make_ranker(sname, seed * 1000 + fold, knn, max(ks))
             t0 = time.perf_counter()
             try:
                 with warnings.catch_warnings():
@@ -268,7 +431,8 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
                 continue
             fit_s = time.perf_counter() - t0
         for k_eff, k in k_pairs:
-            cols = np.sort(order[:k_eff])  # the SVM sees the set, in the data's column order
+            o = pre_orders[choice[k_eff]] if choice else order
+            cols = np.sort(o[:k_eff])  # the SVM sees the set, in the data's column order
             prec = None
             if informative is not None:
                 hits = np.intersect1d(cols, informative).size
@@ -280,6 +444,8 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
                 dataset=dname, selector=sname, seed=seed, fold=fold, k=k,
                 k_eff=k_eff, n_features=d, accuracy=acc_of[key],
                 precision=prec, fit_s=fit_s))
+            if choice:
+                rows[-1]["choice"] = choice[k_eff]
     return rows, failed
 
 
@@ -400,6 +566,150 @@ def average_ranks(rows: list[dict]) -> dict[int, dict[str, float]]:
     return out
 
 
+# the pre-declared headline of each family (the claim the tables test), and the rivals the
+# supervised headline is tested against (Wilcoxon signed-rank, Holm over these pairs)
+HEADLINE = {"supervised": "inffs-rel-cv", "unsupervised": "inffs-auto"}
+PLANNED_RIVALS = {"supervised": ("anova", "mrmr"), "unsupervised": ("lapscore", "variance")}
+
+
+def dedupe_rows(rows: list[dict]) -> list[dict]:
+    """One row per ``(dataset, selector, seed, fold, k)``, the last one given winning (a
+    re-run chunk replaces the rows it repeats); first-seen order kept."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["dataset"], r["selector"], r["seed"], r["fold"], r["k"])
+        out.pop(key, None)
+        out[key] = r
+    return list(out.values())
+
+
+def score_table(rows: list[dict], selectors: Sequence[str], k: int
+                ) -> tuple[list[str], list[str], np.ndarray]:
+    """``(datasets, selectors, table)``: the mean accuracy over seeds and folds of each
+    selector (columns) on each dataset with more than ``k`` features (rows), for the
+    selectors among ``selectors`` with results on every such dataset."""
+    acc = _group(rows, ("dataset", "k", "selector"), "accuracy")
+    dsets = _ordered([r["dataset"] for r in rows if r["k"] == k and r["n_features"] > k])
+    have = [s for s in selectors if dsets and all((d, k, s) in acc for d in dsets)]
+    table = np.array([[np.mean(acc[(d, k, s)]) for s in have] for d in dsets])
+    return dsets, have, table.reshape(len(dsets), len(have))
+
+
+def family_stats(rows: list[dict], fam: str, k: int, alpha: float = 0.05) -> dict | None:
+    """The statistics of one family at one k over the datasets with more than k features
+    where all its selectors ran (:func:`score_table`): average ranks, the Friedman test, the
+    Nemenyi CD, and Wilcoxon signed-rank tests of the headline (:data:`HEADLINE`, else the
+    best-ranked Inf-FS selector) against :data:`PLANNED_RIVALS` (Holm over those pairs) and
+    against the second-ranked selector (Holm over all pairs of the family). ``None`` when
+    fewer than 3 selectors or 2 datasets have results."""
+    from _stats import average_ranks as avg_ranks, friedman, nemenyi_cd, wilcoxon_holm
+
+    sels = [s for s in _ordered([r["selector"] for r in rows]) if family(s) in (fam, "both")]
+    dsets, have, table = score_table(rows, sels, k)
+    missing = [s for s in sels if s not in have]
+    if len(have) < 3 or len(dsets) < 2:
+        return None
+    R = avg_ranks(table)
+    chi, p = friedman(table)
+    cd = nemenyi_cd(len(have), len(dsets), alpha)
+    order = list(np.argsort(R, kind="stable"))
+    head = HEADLINE[fam] if HEADLINE[fam] in have else next(
+        (have[i] for i in order if have[i].startswith("inffs")), None)
+    out = dict(family=fam, k=k, datasets=dsets, selectors=have, missing=missing, table=table,
+               ranks=dict(zip(have, R.tolist())), friedman=(chi, p), cd=cd, alpha=alpha,
+               headline=head, planned={}, first=have[order[0]], second=have[order[1]])
+    if head is not None:
+        h = have.index(head)
+        rivals = [have.index(r) for r in PLANNED_RIVALS[fam] if r in have and r != head]
+        planned = wilcoxon_holm(table, [(h, j) for j in rivals])
+        out["planned"] = {have[j]: planned[(h, j)] for j in rivals}
+        allp = wilcoxon_holm(table)
+        out["all_pairs"] = {have[j]: allp[(min(h, j), max(h, j))]
+                            for j in range(len(have)) if j != h}
+        out["diff_mean"] = {have[j]: float(np.mean(table[:, h] - table[:, j]))
+                            for j in range(len(have)) if j != h}
+    return out
+
+
+def _sig_sentence(st: dict) -> str:
+    first, second = st["first"], st["second"]
+    gap = st["ranks"][second] - st["ranks"][first]
+    nem = "significant" if gap >= st["cd"] else "not significant"
+    text = (f"`{first}` ranks first ({st['ranks'][first]:.2f}); its lead over `{second}` "
+            f"({st['ranks'][second]:.2f}) is {gap:.2f} rank places against a Nemenyi CD of "
+            f"{st['cd']:.2f}: {nem} (Friedman p = {st['friedman'][1]:.2g})")
+    if st["headline"] and st["headline"] == first and "all_pairs" in st:
+        q = st["all_pairs"][second][1]
+        text += (f"; Wilcoxon vs `{second}`, Holm over all pairs: p = {q:.2g} "
+                 f"({'significant' if q < st['alpha'] else 'not significant'})")
+    return text + "."
+
+
+def format_family_tables(rows: list[dict], alpha: float = 0.05) -> str:
+    """Per family (supervised, unsupervised; random in both): the average ranks per k
+    with the Friedman p, the Nemenyi CD and the number of sets, the headline's Wilcoxon-Holm
+    tests, and one sentence per k saying who ranks first and whether that is significant."""
+    parts = []
+    ks = sorted({r["k"] for r in rows})
+    for fam in ("supervised", "unsupervised"):
+        stats = {k: st for k in ks if (st := family_stats(rows, fam, k, alpha)) is not None}
+        if not stats:
+            continue
+        sels = _ordered([s for st in stats.values() for s in st["selectors"]])
+        table = [[s, *[f"{stats[k]['ranks'][s]:.2f}" if s in stats[k]["ranks"] else "—"
+                       for k in stats]] for s in sels]
+        table.sort(key=lambda r: np.mean([float(c) for c in r[1:] if c != "—"] or [math.inf]))
+        table.append(["*Friedman p*", *[f"{stats[k]['friedman'][1]:.2g}" for k in stats]])
+        table.append([f"*Nemenyi CD ({alpha})*", *[f"{stats[k]['cd']:.2f}" for k in stats]])
+        header = ["selector", *[f"k={k} ({len(stats[k]['datasets'])} sets)" for k in stats]]
+        text = [f"### {fam.capitalize()} family: average rank (1 = best; sets with more "
+                f"than k features)\n\n" + markdown_table(header, table)]
+        heads = {stats[k]["headline"] for k in stats} - {None}
+        for head in sorted(heads):
+            trows = []
+            for rival in _ordered([r for k in stats for r in stats[k].get("all_pairs", {})
+                                   if stats[k]["headline"] == head]):
+                cells = []
+                for k in stats:
+                    st = stats[k]
+                    if st["headline"] != head or rival not in st.get("all_pairs", {}):
+                        cells.append("—")
+                        continue
+                    p_all = st["all_pairs"][rival][1]
+                    cell = f"{100 * st['diff_mean'][rival]:+.2f} / {p_all:.2g}"
+                    if rival in st["planned"]:
+                        cell += f" / {st['planned'][rival][1]:.2g}"
+                    cells.append(cell)
+                trows.append([rival, *cells])
+            text.append(f"`{head}` against each selector: mean accuracy difference (points) / "
+                        "Wilcoxon p, Holm over all pairs of the family / (planned rivals "
+                        f"{', '.join(PLANNED_RIVALS[fam])}) Holm over those pairs\n\n"
+                        + markdown_table(["rival", *[f"k={k}" for k in stats]], trows))
+        missing = _ordered([s for k in stats for s in stats[k]["missing"]])
+        if missing:
+            text.append("Not in the table (no results on every set with more than k "
+                        f"features): {', '.join(f'`{m}`' for m in missing)}; see the "
+                        "per-dataset tables for where they ran.")
+        text.append("\n".join(f"- k={k}: {_sig_sentence(st)}" for k, st in stats.items()))
+        parts.append("\n\n".join(text))
+    return "\n\n".join(parts)
+
+
+def cd_plots(rows: list[dict], out: str | Path, alpha: float = 0.05) -> list[Path]:
+    """A critical-difference diagram per family and k: ``cd_<family>_k<k>.png``."""
+    from _stats import cd_diagram
+
+    paths = []
+    for fam in ("supervised", "unsupervised"):
+        for k in sorted({r["k"] for r in rows}):
+            st = family_stats(rows, fam, k, alpha)
+            if st is not None:
+                paths.append(cd_diagram(st["selectors"], st["table"],
+                                        Path(out) / f"cd_{fam}_k{k}.png",
+                                        title=f"{fam}, k={k}", alpha=alpha))
+    return paths
+
+
 def format_tables(rows: list[dict]) -> str:
     """Markdown tables: accuracy (%) per dataset (selector x k, best per k in bold), the
     average rank per k, and precision@k on the planted sets."""
@@ -440,6 +750,9 @@ def format_tables(rows: list[dict]) -> str:
         header = ["selector", *[f"k={k} ({ranks[k]['_n']} sets)" for k in ks]]
         parts.append("### Average rank across datasets (1 = best; sets with more than k features)"
                      "\n\n" + markdown_table(header, table))
+    fam_text = format_family_tables(rows)
+    if fam_text:
+        parts.append(fam_text)
     prec = _group(rows, ("dataset", "selector", "k"), "precision")
     if prec:
         for dname in _ordered([key[0] for key in prec]):
@@ -666,10 +979,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
     if args.load:
-        rows = load_rows(args.load)
+        rows = dedupe_rows(load_rows(args.load))
         print(format_tables(rows))
         if not args.no_plot and rows:
-            for path in plot(rows, args.out):
+            for path in plot(rows, args.out) + cd_plots(rows, args.out):
                 print(f"plot: {path}")
         return rows
     if args.quick:
@@ -698,7 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     print(format_tables(rows))
     write_rows(rows, csv_path=args.csv, json_path=args.json)
     if not args.no_plot and rows:
-        for path in plot(rows, args.out):
+        for path in plot(rows, args.out) + cd_plots(rows, args.out):
             print(f"plot: {path}")
     return rows
 

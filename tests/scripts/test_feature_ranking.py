@@ -126,8 +126,8 @@ def test_rankers_see_the_training_fold_only(monkeypatch):
     seen = {"fisher": [], "inffs": []}
     real_ranker, real_inffs = fr.make_ranker, fr.inffs_orders
 
-    def spy_ranker(name, seed, knn=10):
-        rank = real_ranker(name, seed, knn)
+    def spy_ranker(name, seed, knn=10, k_max=200):
+        rank = real_ranker(name, seed, knn, k_max)
 
         def wrapped(Xtr, ytr):
             seen["fisher"].append((Xtr.copy(), ytr.copy()))
