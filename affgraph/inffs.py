@@ -30,12 +30,13 @@ from torch import Tensor
 
 from affgraph._checks import check_nonnegative_int, check_positive_int, check_positive_real
 from affgraph.diffusion import diffuse, katz_lanczos, propagate, sparse_operator, spectral_radius
+from affgraph.relevance import relevance_affinity
 
 __all__ = ["VARIANTS", "FeatureAffinity", "feature_affinity", "inffs_scores",
-           "inffs_subset_size", "fisher_scores", "mutual_info_scores"]
+           "inffs_subset_size", "fisher_scores", "mutual_info_scores", "default_r_frac"]
 
 #: The Inf-FS variants of :func:`inffs_scores`.
-VARIANTS = ("paper", "fslib", "u2020")
+VARIANTS = ("paper", "fslib", "u2020", "relevance")
 
 ArrayLike = Union[np.ndarray, Tensor, Sequence]
 
@@ -175,6 +176,17 @@ def mutual_info_scores(X: np.ndarray, codes: np.ndarray, K: int) -> np.ndarray:
 # the implicit affinity matrix
 # ----------------------------------------------------------------------------------------------
 
+def _default_store_bytes() -> int:
+    """Half of the physical memory, at most 16 GiB (0 where the size is unknown)."""
+    import os
+
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int(min(phys // 2, 2 ** 34))
+
+
 class FeatureAffinity:
     r"""An implicit :math:`n \times n` feature-affinity matrix, applied in tiles.
 
@@ -185,24 +197,79 @@ class FeatureAffinity:
     with per-feature values :math:`s`, the rank-correlation factor :math:`Z` (:math:`m \times
     n`) and rank-one terms. ``matvec`` costs :math:`O(n \log n)` for the max term (a sorted
     prefix sum), :math:`O(nm)` for the signed correlation and the rank-one terms, and
-    :math:`O(n^2 m / 2)` for :math:`|Z^\top Z|`, computed in ``block``:math:`\times`
-    ``block`` tiles of its upper triangle (each used for both triangles), in ``gemm_dtype``.
+    :math:`O(n^2 m / 2)` for :math:`|Z^\top Z|`, computed in tiles of its upper triangle
+    (each used for both triangles) in ``gemm_dtype``, of side :math:`t = \min(\text{block},
+    1024)` (a float32 tile of 4 MB stays in cache between its product and its two uses).
 
-    Memory: with ``dense=True`` the matrix is built once, :math:`8n^2` bytes (float64; 288 MB
-    at :math:`n = 6000`); otherwise :math:`O(nm + \text{block}^2)` — :math:`8nm` for
-    :math:`Z` plus one tile (4 bytes :math:`\cdot\,\text{block}^2` in float32), so 100,000
-    features :math:`\times` 200 samples need about 0.3 GB where the dense matrix would need
-    80 GB. Each ``matvec`` then recomputes the tiles (:math:`n^2 m` flops).
+    With :math:`d_i = \|z_i\|` and :math:`\hat z_i = z_i / d_i` (0 for a zero column),
+    :math:`|Z^\top Z| = D\, |\hat Z^\top \hat Z|\, D` with entries of the middle factor in
+    [0, 1]. The tiles of that factor formed by the first product are kept for the later ones
+    while they fit in ``store_bytes``: in ``gemm_dtype`` when all of them fit (the products
+    are then those of the recomputed tiles), otherwise, for ``gemm_dtype`` float32 (or
+    below), as 16-bit fixed point :math:`q_{ij} = \mathrm{round}(65535\, |\hat z_i^\top \hat
+    z_j|)` (absolute error at most :math:`1/131070 = 7.6\cdot10^{-6}`). Every product,
+    the first included, uses the stored values, so all products apply the same matrix. A
+    product then reads :math:`n^2` bytes instead of computing :math:`n^2 m` flops; tiles past
+    the budget are recomputed at each product.
+
+    Memory: after :meth:`dense`, :math:`8n^2` bytes (float64; 288 MB at :math:`n = 6000`);
+    otherwise :math:`8nm` for :math:`Z` (12 bytes :math:`\cdot\,nm` with its
+    ``gemm_dtype`` copies), one tile, and the stored tiles, at most ``store_bytes``
+    (:math:`n(n + t)` bytes in 16 bits: 10.1 GB at :math:`n = 100{,}000`). 300,000
+    features :math:`\times` 200 samples recompute most tiles in about 1 GB besides the
+    budget, where the dense matrix would need 720 GB.
+
+    Under ``torch.distributed`` (an initialised default process group) each rank takes every
+    ``world_size``-th tile of the upper triangle (:func:`affgraph._dist.my_blocks`), forms and
+    stores only those, and the partial products are summed over the ranks
+    (:func:`affgraph._dist.all_reduce_sum`): every rank gets the same product, so the same
+    scores, with the tile memory and flops split.
+
+    Args:
+        n (int): number of features.
+        s (array, optional): ``[n]`` values of the max term.
+        c_max (float): weight of the max term. (default: ``0.0``)
+        Z (array, optional): ``[m, n]`` correlation factor.
+        c_abs (float): weight of :math:`|Z^\top Z|`. (default: ``0.0``)
+        c_corr (float): weight of :math:`Z^\top Z`. (default: ``0.0``)
+        rank_one (sequence of (float, array, array)): terms :math:`(\gamma_t, u_t, w_t)`.
+        symmetric (bool): whether :math:`A` is symmetric. (default: ``True``)
+        block (int): row-block size of :meth:`dense` and :meth:`knn_graph`, and the largest
+            tile side of the :math:`|Z^\top Z|` products, ``>= 1``. (default: ``4096``)
+        gemm_dtype (torch.dtype): dtype of the tiled correlation products.
+            (default: ``torch.float32``)
+        store_bytes (int, optional): the most memory the stored tiles of this process may
+            take, ``>= 0`` (``0``: recompute every tile at every product). ``None`` means half
+            of the machine's physical memory, at most 16 GiB. (default: ``None``)
+        store_dtype (torch.dtype, optional): ``torch.uint16`` (16-bit fixed point) or
+            ``gemm_dtype`` for the stored tiles; ``None`` chooses as above.
+            (default: ``None``)
     """
+
+    #: the largest side of a |Z^T Z| tile (float32: 4 MB, in cache for its two products)
+    _TILE = 1024
+    #: the 16-bit fixed-point scale of the stored tiles
+    _QSCALE = 65535.0
 
     def __init__(self, n: int, *, s: Optional[np.ndarray] = None, c_max: float = 0.0,
                  Z: Optional[np.ndarray] = None, c_abs: float = 0.0, c_corr: float = 0.0,
                  rank_one: Sequence[tuple[float, np.ndarray, np.ndarray]] = (),
                  symmetric: bool = True, block: int = 4096,
-                 gemm_dtype: torch.dtype = torch.float32) -> None:
+                 gemm_dtype: torch.dtype = torch.float32,
+                 store_bytes: Optional[int] = None,
+                 store_dtype: Optional[torch.dtype] = None) -> None:
         check_positive_int("block", block)
+        if store_bytes is None:
+            store_bytes = _default_store_bytes()
+        check_nonnegative_int("store_bytes", store_bytes)
+        if store_dtype is not None and store_dtype not in (torch.uint16, gemm_dtype):
+            raise ValueError(f"store_dtype must be None, torch.uint16 or gemm_dtype "
+                             f"({gemm_dtype}), got {store_dtype!r}")
+        self.store_dtype = store_dtype
         self.n, self.c_max, self.c_abs, self.c_corr = n, c_max, c_abs, c_corr
         self.symmetric, self.block, self.gemm_dtype = symmetric, int(block), gemm_dtype
+        self.store_bytes = int(store_bytes)
+        self._abs_plan: Optional[list] = None  # this rank's |Z^T Z| tiles, built at first use
         t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
         self.s = t(s) if s is not None else None
         self.Z = t(Z) if Z is not None else None
@@ -278,20 +345,73 @@ class FeatureAffinity:
         res = self._s_sorted * cv + (csv[-1] - csv)
         return res.index_select(0, self._inverse)
 
+    def _abs_setup(self) -> None:
+        """The unit columns in ``gemm_dtype`` (both layouts) and this rank's tiles."""
+        from affgraph._dist import my_blocks
+
+        d = self.Z.norm(dim=0)
+        self._znorm = d
+        Zn = torch.where(d > 0, self.Z / torch.where(d > 0, d, 1.0), 0.0)
+        self._Zt = Zn.T.to(self.gemm_dtype).contiguous()  # [n, m]: rows of the left factor
+        self._Zg = Zn.to(self.gemm_dtype).contiguous()  # [m, n]
+        t = min(self.block, self._TILE)
+        starts = range(0, self.n, t)
+        tiles = [(i0, min(i0 + t, self.n), j0, min(j0 + t, self.n))
+                 for i0 in starts for j0 in starts if j0 >= i0]
+        self._abs_plan = my_blocks(tiles)
+        dt = self.store_dtype
+        if dt is None:  # gemm_dtype when all fit, else 16 bits for float32 and below
+            cells = sum((i1 - i0) * (j1 - j0) for i0, i1, j0, j1 in self._abs_plan)
+            fits = cells * self.gemm_dtype.itemsize <= self.store_bytes
+            dt = self.gemm_dtype if fits or self.gemm_dtype.itemsize >= 8 else torch.uint16
+        self._quantise = dt == torch.uint16
+        self._store_dtype = dt
+        self._stored: list[Optional[Tensor]] = []  # filled by the first product
+        self._store_left = self.store_bytes
+
+    def _abs_tile(self, k: int, buf: Tensor) -> tuple[Tensor, bool]:
+        r"""Tile ``k`` of this rank's plan, :math:`|\hat Z^\top \hat Z|` (times 65535 when
+        quantised), from the store or formed now (and stored while the budget lasts)."""
+        i0, i1, j0, j1 = self._abs_plan[k]
+        T = buf[:i1 - i0, :j1 - j0]
+        if k < len(self._stored):
+            q = self._stored[k]
+            if q is None:  # past the budget: recomputed
+                torch.mm(self._Zt[i0:i1], self._Zg[:, j0:j1], out=T)
+                return T.abs_(), False
+            return T.copy_(q), self._quantise
+        torch.mm(self._Zt[i0:i1], self._Zg[:, j0:j1], out=T)
+        T.abs_()
+        nbytes = T.numel() * self._store_dtype.itemsize
+        if nbytes > self._store_left:
+            self._stored.append(None)
+            return T, False
+        self._store_left -= nbytes
+        if self._quantise:
+            T.clamp_(max=1.0).mul_(self._QSCALE).round_()  # exact integers in float32
+        self._stored.append(T.to(self._store_dtype, copy=True))
+        return T, self._quantise
+
     def _abs_matvec(self, v: Tensor) -> Tensor:
-        Zg = self.Z.to(self.gemm_dtype)
-        vg = v.to(self.gemm_dtype)
-        out = torch.zeros(self.n, dtype=torch.float64)
-        b = self.block
-        for i0 in range(0, self.n, b):
-            i1 = min(i0 + b, self.n)
-            for j0 in range(i0, self.n, b):
-                j1 = min(j0 + b, self.n)
-                tile = (Zg[:, i0:i1].T @ Zg[:, j0:j1]).abs_()  # (bi, bj)
-                out[i0:i1] += (tile @ vg[j0:j1]).double()
-                if j0 != i0:
-                    out[j0:j1] += (tile.T @ vg[i0:i1]).double()
-        return out
+        r""":math:`|Z^\top Z|\, v` over this rank's tiles, summed over the ranks."""
+        from affgraph._dist import all_reduce_sum
+
+        if self._abs_plan is None:
+            self._abs_setup()
+        d = self._znorm
+        u = (v * d).to(self.gemm_dtype)
+        exact = torch.zeros(self.n, dtype=torch.float64)
+        fixed = torch.zeros(self.n, dtype=torch.float64)  # sums of 65535 |rho|
+        t = min(self.block, self._TILE)
+        buf = torch.empty(t, t, dtype=self.gemm_dtype)
+        for k, (i0, i1, j0, j1) in enumerate(self._abs_plan):
+            T, q = self._abs_tile(k, buf)
+            acc = fixed if q else exact
+            acc[i0:i1] += torch.mv(T, u[j0:j1]).double()
+            if j0 != i0:
+                acc[j0:j1] += torch.mv(T.T, u[i0:i1]).double()
+        out = exact.add_(fixed, alpha=1.0 / self._QSCALE)
+        return all_reduce_sum(out).mul_(d)
 
     def matvec(self, v: Tensor) -> Tensor:
         r""":math:`A v` for a float64 ``[n]`` vector."""
@@ -345,7 +465,8 @@ def _check_term_weights(term_weights: Sequence[float]) -> np.ndarray:
 def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                      std_weight: Optional[float] = None,
                      term_weights: Optional[Sequence[float]] = None, variant: str = "paper",
-                     block: int = 4096, gemm_dtype: torch.dtype = torch.float32
+                     block: int = 4096, gemm_dtype: torch.dtype = torch.float32,
+                     relevance: Optional[str] = None, correlation: Optional[str] = None
                      ) -> FeatureAffinity:
     r"""The feature-affinity matrix of an Inf-FS variant, as an implicit operator.
 
@@ -365,6 +486,10 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             + a_2 \frac{\mathrm{mi}_j + \tilde\sigma_{ij}}{2}
             + a_3 \frac{\tilde\sigma_{ij} + f_i}{2}
 
+    .. math::
+        \text{relevance (needs } y\text{):}\quad a_{ij} = q_i\, q_j\, (1 - |c_{ij}|),
+        \qquad q = f / \max_k f_k
+
     where :math:`w` is ``std_weight`` (the weight of the standard-deviation term, the
     paper's loading coefficient :math:`\alpha`), :math:`(a_1, a_2, a_3)` are ``term_weights``,
     :math:`\tilde\sigma_{ij} = \max(\tilde\sigma_i, \tilde\sigma_j)` and
@@ -372,7 +497,20 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     :func:`fisher_scores` (this matrix is not symmetric). ``fslib`` follows the PyPI port
     ``PyIFS`` of FSLib's ``infFS.m`` (signed correlation; PyIFS's ``alpha`` weighs the
     correlation term and equals ``1 - std_weight``); ``u2020`` is InfFS_U / InfFS_S (Roffo et
-    al., TPAMI 2020).
+    al., TPAMI 2020); ``relevance`` is affgraph's label-aware graph
+    (:func:`affgraph.relevance.relevance_affinity`: :math:`f` the ANOVA F, Fisher score or
+    mutual information, :math:`c_{ij}` Spearman's or Pearson's correlation).
+
+    FSLib v4.0 ships two revisions of ``infFS.m``, both ``A = alpha*corr_ij +
+    (1-alpha)*sigma_ij`` (``alpha`` weighs the correlation term, so ``std_weight = 1 -
+    alpha``). ``fslib`` is the first (signed Spearman :math:`c_{ij}`, labels
+    :math:`\pm 1`, :math:`r = 0.9/\lambda_{\max}`: what PyIFS ports). The second uses
+    :math:`1 - |c_{ij}|`, labels 0/1 and :math:`r = 0.99/\lambda_{\max}(A + \epsilon)`
+    (:math:`\epsilon` = 2.2e-16 added to every entry, which moves :math:`\lambda_{\max}` by
+    at most :math:`n\epsilon`); its scores are those of ``variant="paper"`` (unsupervised) or
+    ``variant="fslib"`` with ``y`` (its supervised graph is the first revision's) with
+    ``std_weight = 1 - alpha`` and ``r_frac = 0.99``. InfFS_U (``u2020``) instead weighs the
+    standard deviation by its ``alpha``: ``std_weight = alpha``.
 
     Args:
         X (array or Tensor): ``[m, n]`` samples x features, finite, :math:`m, n \ge 2`.
@@ -382,19 +520,39 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         term_weights (3 floats, optional): :math:`(a_1, a_2, a_3)`, finite and non-negative,
             for the supervised ``u2020`` graph only; ``None`` means ``(0.5, 0.5, 0.5)``.
             (default: ``None``)
-        variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
+        variant (str): ``"paper"``, ``"fslib"``, ``"u2020"`` or ``"relevance"``.
+            (default: ``"paper"``)
         block (int): tile size of the blocked products, ``>= 1``. (default: ``4096``)
         gemm_dtype (torch.dtype): dtype of the tiled correlation products.
             (default: ``torch.float32``)
+        relevance (str, optional): the relevance :math:`f` of ``variant="relevance"`` (only
+            there): ``"anova"``, ``"fisher"`` or ``"mi"``; ``None`` means ``"anova"``.
+            (default: ``None``)
+        correlation (str, optional): its correlation :math:`c` (only there): ``"spearman"``
+            or ``"pearson"``; ``None`` means ``"spearman"``. (default: ``None``)
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown Inf-FS variant {variant!r}; expected one of {VARIANTS}")
     check_positive_int("block", block)
+    if variant != "relevance":
+        for name, value in (("relevance", relevance), ("correlation", correlation)):
+            if value is not None:
+                raise ValueError(f"{name}={value!r} applies to variant='relevance' only")
     X = _check_X(X)
     m, n = X.shape
     sup = y is not None
     if sup:
         codes, K = _encode_labels(y, m)
+    if variant == "relevance":
+        if not sup:
+            raise ValueError("variant='relevance' ranks by relevance to the labels: pass y")
+        for name, value in (("std_weight", std_weight), ("term_weights", term_weights)):
+            if value is not None:
+                raise ValueError(f"{name}={value!r} does not apply to variant='relevance'; "
+                                 "choose its relevance and correlation instead")
+        return relevance_affinity(X, codes, K, relevance=relevance or "anova",
+                                  correlation=correlation or "spearman", block=block,
+                                  gemm_dtype=gemm_dtype)
     if sup and variant == "u2020":
         if std_weight is not None:
             raise ValueError(f"std_weight={std_weight!r} does not apply to the supervised "
@@ -443,11 +601,13 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 
 def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                  std_weight: Optional[float] = None,
-                 term_weights: Optional[Sequence[float]] = None, r_frac: float = 0.9,
+                 term_weights: Optional[Sequence[float]] = None,
+                 r_frac: Optional[float] = None,
                  hops: Union[int, float, Sequence[Union[int, float]]] = math.inf,
                  knn: Optional[int] = None, variant: str = "paper",
                  max_dense_bytes: int = 2 ** 30, block: int = 4096,
-                 tol: float = 1e-10) -> Tensor:
+                 tol: float = 1e-10, relevance: Optional[str] = None,
+                 correlation: Optional[str] = None) -> Tensor:
     r"""Inf-FS feature scores (higher = more relevant).
 
     .. math::
@@ -462,8 +622,10 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     ``PyIFS`` uses ``max(eigvals(A))``), found by the same Lanczos run that solves the system
     (:func:`affgraph.diffusion.katz_lanczos`); for ``"u2020"`` :math:`A` is first divided by
     its largest row sum :math:`\rho` plus :math:`\epsilon = 5\cdot10^{-6} n` and the decay is
-    :math:`r_{\text{frac}}/\rho` (the 2020 code uses :math:`r_{\text{frac}} = 1 - \epsilon`;
-    its scores add 1 to ours, which changes no ranking).
+    :math:`r_{\text{frac}}/\rho`. The default ``r_frac=None`` is the reference code's decay
+    (:func:`default_r_frac`): :math:`1 - \epsilon` for ``"u2020"``, where the 2020 code's
+    scores :math:`\big(I - r\hat A\big)^{-1}\mathbf{1}` are then exactly ours plus 1 (it
+    keeps the :math:`k = 0` term; no ranking changes), and :math:`0.9` for the others.
 
     ``hops=K`` truncates the series (``K=1`` ranks by weighted degree); a sequence of hop
     counts gives one row of scores per entry from one build of the affinity (each row equal to
@@ -471,7 +633,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     feature's ``k`` strongest affinities (symmetrised) and diffuses on that sparse graph, with
     :math:`\rho` its spectral radius. ``y`` switches ``"u2020"`` to InfFS_S (mutual
     information, Fisher score, standard deviation, weighed by ``term_weights``; any number of
-    classes, labels of any type) and ``"fslib"`` to FSLib's supervised graph.
+    classes, labels of any type) and ``"fslib"`` to FSLib's supervised graph;
+    ``"relevance"`` needs ``y`` (:func:`affgraph.relevance.relevance_affinity`).
 
     Memory and time: affinities with the :math:`|c_{ij}|` term (``paper``, ``u2020``
     unsupervised) are built once in float64 up to ``max_dense_bytes`` (default 1 GiB, i.e.
@@ -491,16 +654,22 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         term_weights (3 floats, optional): the weights of the three terms of the supervised
             ``u2020`` graph (only there); ``None`` means ``(0.5, 0.5, 0.5)``.
             (default: ``None``)
-        r_frac (float): the decay as a fraction of :math:`1/\rho`, in (0, 1).
-            (default: ``0.9``)
+        r_frac (float, optional): the decay as a fraction of :math:`1/\rho`, in (0, 1);
+            ``None`` is :func:`default_r_frac` (``1 - 5e-6 * n`` for ``"u2020"``, ``0.9``
+            otherwise). (default: ``None``)
         hops (int, float or sequence): :math:`K \ge 1` or ``math.inf``, or a sequence of
             them. (default: ``math.inf``)
         knn (int, optional): keep the ``knn`` strongest affinities per feature.
-        variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
+        variant (str): ``"paper"``, ``"fslib"``, ``"u2020"`` or ``"relevance"`` (labels
+            required). (default: ``"paper"``)
         max_dense_bytes (int): the largest dense matrix to build, ``>= 0``.
             (default: ``2**30``)
         block (int): tile size of the blocked products, ``>= 1``. (default: ``4096``)
         tol (float): relative residual of the solve, finite and ``> 0``. (default: ``1e-10``)
+        relevance (str, optional): ``"anova"``, ``"fisher"`` or ``"mi"``, for
+            ``variant="relevance"`` only (see :func:`feature_affinity`). (default: ``None``)
+        correlation (str, optional): ``"spearman"`` or ``"pearson"``, for
+            ``variant="relevance"`` only. (default: ``None``)
 
     Returns:
         float64 tensor ``[n]`` of scores (``[len(hops), n]`` for a sequence of hops).
@@ -514,8 +683,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
         if isinstance(h, bool) or not (h == math.inf
                                        or (isinstance(h, numbers.Integral) and h >= 1)):
             raise ValueError(f"hops must be an int >= 1 or math.inf, got {h!r}")
-    if isinstance(r_frac, bool) or not isinstance(r_frac, (int, float)) or \
-            not 0.0 < r_frac < 1.0:
+    if r_frac is not None and (isinstance(r_frac, bool) or not isinstance(r_frac, (int, float))
+                               or not 0.0 < r_frac < 1.0):
         raise ValueError(f"r_frac = {r_frac!r} must lie in (0, 1): it is the decay as a fraction "
                          "of 1/rho(A), and at or above 1/rho(A) the series diverges")
     if knn is not None and (isinstance(knn, bool) or not isinstance(knn, numbers.Integral)
@@ -525,8 +694,11 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     check_nonnegative_int("max_dense_bytes", max_dense_bytes)
     check_positive_real("tol", tol)
     A = feature_affinity(X, y, std_weight=std_weight, term_weights=term_weights,
-                         variant=variant, block=block)
+                         variant=variant, block=block, relevance=relevance,
+                         correlation=correlation)
     n = A.n
+    if r_frac is None:
+        r_frac = default_r_frac(variant, n)
     ones = torch.ones(n, dtype=torch.float64)
     with torch.no_grad():
         if knn is not None:
@@ -552,6 +724,25 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                 out = [katz_lanczos(A.matvec, ones, r_frac=r_frac, hops=h, tol=tol)[0]
                        for h in hop_list]
     return torch.stack(out) if many else out[0]
+
+
+def default_r_frac(variant: str, n: int) -> float:
+    r"""The default decay fraction :math:`r_{\text{frac}}` of an Inf-FS variant on :math:`n`
+    features: the reference code's :math:`1 - 5\cdot10^{-6} n` for ``"u2020"`` (InfFS_U /
+    InfFS_S: ``factor = 1 - eps``), :math:`0.9` otherwise (the ICCV 2015 paper, FSLib's
+    ``infFS.m`` revision with signed correlations, PyIFS).
+
+    Raises:
+        ValueError: for ``"u2020"`` with :math:`n \ge 200000`, where the reference decay is
+            not positive (pass ``r_frac``).
+    """
+    if variant != "u2020":
+        return 0.9
+    r_frac = 1.0 - 5e-6 * n
+    if r_frac <= 0.0:
+        raise ValueError(f"r_frac: the u2020 reference decay 1 - 5e-6 * n is {r_frac!r} <= 0 "
+                         f"for n = {n} features; pass r_frac in (0, 1)")
+    return r_frac
 
 
 def _u2020(apply_A, rowmax: float, n: int, r_frac: float, hops, symmetric: bool,

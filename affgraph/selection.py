@@ -12,6 +12,12 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from affgraph.inffs import VARIANTS, inffs_scores, inffs_subset_size
+from affgraph.relevance import DEFAULT_HOP_GRID, check_hop_grid, choose_hops
+
+#: the variants that use the labels when ``supervised`` is ``None``
+_SUPERVISED_BY_DEFAULT = ("relevance",)
+#: the variants with a supervised graph
+_SUPERVISED_OK = ("u2020", "fslib", "relevance")
 
 
 class InfFS(SelectorMixin, BaseEstimator):
@@ -25,6 +31,20 @@ class InfFS(SelectorMixin, BaseEstimator):
 
     and keeps the ``n_features_to_select`` best; see
     :func:`affgraph.functional.inffs_scores` for the variants and the affinities.
+
+    ``variant="relevance"`` is the label-aware graph of :mod:`affgraph.relevance`,
+    :math:`a_{ij} = q_i q_j (1 - |c_{ij}|)` (:math:`q` the ANOVA F, Fisher score or mutual
+    information scaled to a largest value of 1, :math:`c` Spearman's or Pearson's
+    correlation), and ``hops="cv"`` chooses the hop count :math:`K` among ``hop_grid`` by
+    ``cv``-fold inner cross-validation on the data given to ``fit``
+    (:func:`affgraph.relevance.choose_hops`): the mean accuracy of a ridge classifier on the
+    top-:math:`k` features, :math:`k \in` ``cv_ks``,
+
+    .. math::
+        K^\star = \arg\max_{K \in \text{hop\_grid}} \frac{1}{\text{cv}\,|\text{ks}|}
+            \sum_{\text{folds}} \sum_{k} \mathrm{acc}\big(\text{top}_k(\mathbf{s}^{(K)})\big),
+
+    then scores all the data with :math:`K^\star` hops.
 
     Args:
         n_features_to_select (int, float or None): how many features to keep (all, with a
@@ -40,14 +60,31 @@ class InfFS(SelectorMixin, BaseEstimator):
         term_weights (3 floats, optional): the weights of the three terms of the supervised
             ``u2020`` graph (mutual information, Fisher score, standard deviation), only with
             ``supervised=True``; ``None`` means ``(0.5, 0.5, 0.5)``. (default: ``None``)
-        r_frac (float): the decay as a fraction of :math:`1/\rho(A)`, in (0, 1) (the absolute
-            decay is :math:`r = r_{\text{frac}}/\rho(A)`). (default: ``0.9``)
-        hops (int or float): truncate the series after K hops (``1`` = degree ranking) or
-            ``math.inf``. (default: ``math.inf``)
+        r_frac (float, optional): the decay as a fraction of :math:`1/\rho(A)`, in (0, 1)
+            (the absolute decay is :math:`r = r_{\text{frac}}/\rho(A)`); ``None`` is the
+            reference value, ``1 - 5e-6 * n_features`` for ``"u2020"`` and ``0.9`` otherwise
+            (:func:`affgraph.inffs.default_r_frac`). (default: ``None``)
+        hops (int, float or str): truncate the series after K hops (``1`` = degree ranking),
+            ``math.inf``, or ``"cv"``: K chosen among ``hop_grid`` by inner cross-validation
+            (needs labels). (default: ``math.inf``)
         knn (int, optional): keep each feature's ``knn`` strongest affinities (symmetrised).
-        variant (str): ``"paper"``, ``"fslib"`` or ``"u2020"``. (default: ``"paper"``)
-        supervised (bool): use ``y`` (InfFS_S); requires ``variant="u2020"``.
-            (default: ``False``)
+        variant (str): ``"paper"``, ``"fslib"``, ``"u2020"`` or ``"relevance"``.
+            (default: ``"paper"``)
+        supervised (bool, optional): use ``y``: InfFS_S for ``"u2020"``, FSLib's Fisher graph
+            for ``"fslib"``; ``"relevance"`` always does, ``"paper"`` never; ``None`` means
+            ``True`` for ``"relevance"`` and ``False`` otherwise. (default: ``None``)
+        relevance (str, optional): ``"anova"``, ``"fisher"`` or ``"mi"``, for
+            ``variant="relevance"`` only; ``None`` means ``"anova"``. (default: ``None``)
+        correlation (str, optional): ``"spearman"`` or ``"pearson"``, for
+            ``variant="relevance"`` only; ``None`` means ``"spearman"``. (default: ``None``)
+        hop_grid (sequence): the hop counts ``hops="cv"`` tries (ints ``>= 1`` or
+            ``math.inf``). (default: ``(1, 2, 3, 5, math.inf)``)
+        cv (int): its number of stratified inner folds, ``>= 2``. (default: ``3``)
+        cv_ks (int or sequence, optional): the feature counts it scores; ``None`` means
+            ``n_features_to_select`` when that is an int, else ``(10, 50)``.
+            (default: ``None``)
+        random_state (int, optional): the shuffle of the inner folds (``None``: unshuffled
+            stratified folds); the choice is deterministic either way. (default: ``None``)
 
     Attributes:
         scores_ (ndarray): ``[n_features]`` scores, higher is better.
@@ -55,13 +92,21 @@ class InfFS(SelectorMixin, BaseEstimator):
             feature order: a stable sort).
         n_features_to_select_ (int): the number of selected features.
         n_features_in_ (int): the number of features seen by ``fit``.
+        hops_ (int or float): the hop count used (the chosen one with ``hops="cv"``).
+        cv_scores_ (ndarray or None): ``[len(hop_grid)]`` inner cross-validation accuracies
+            with ``hops="cv"``, else ``None``.
     """
 
     def __init__(self, n_features_to_select: Optional[Union[int, float]] = None, *,
                  std_weight: Optional[float] = None,
-                 term_weights: Optional[Sequence[float]] = None, r_frac: float = 0.9,
-                 hops: Union[int, float] = math.inf, knn: Optional[int] = None,
-                 variant: str = "paper", supervised: bool = False) -> None:
+                 term_weights: Optional[Sequence[float]] = None,
+                 r_frac: Optional[float] = None, hops: Union[int, float, str] = math.inf,
+                 knn: Optional[int] = None, variant: str = "paper",
+                 supervised: Optional[bool] = None, relevance: Optional[str] = None,
+                 correlation: Optional[str] = None,
+                 hop_grid: Sequence[Union[int, float]] = DEFAULT_HOP_GRID, cv: int = 3,
+                 cv_ks: Optional[Union[int, Sequence[int]]] = None,
+                 random_state: Optional[int] = None) -> None:
         self.n_features_to_select = n_features_to_select
         self.std_weight = std_weight
         self.term_weights = term_weights
@@ -70,14 +115,37 @@ class InfFS(SelectorMixin, BaseEstimator):
         self.knn = knn
         self.variant = variant
         self.supervised = supervised
+        self.relevance = relevance
+        self.correlation = correlation
+        self.hop_grid = hop_grid
+        self.cv = cv
+        self.cv_ks = cv_ks
+        self.random_state = random_state
+
+    def _uses_labels(self) -> bool:
+        if self.supervised is None:
+            return self.variant in _SUPERVISED_BY_DEFAULT
+        return bool(self.supervised)
 
     def fit(self, X, y=None) -> "InfFS":
         """Score and rank the features of ``X`` (``[n_samples, n_features]``)."""
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown Inf-FS variant {self.variant!r}; expected one of {VARIANTS}")
-        if self.supervised and self.variant != "u2020":
-            raise ValueError("supervised=True requires variant='u2020' (InfFS_S)")
-        if self.supervised:
+        sup = self._uses_labels()
+        if sup and self.variant not in _SUPERVISED_OK:
+            raise ValueError(f"supervised=True requires variant 'u2020' (InfFS_S), 'fslib' or "
+                             f"'relevance'; variant={self.variant!r} is unsupervised")
+        if not sup and self.variant in _SUPERVISED_BY_DEFAULT:
+            raise ValueError(f"supervised=False: variant={self.variant!r} needs the labels")
+        cv_mode = isinstance(self.hops, str)
+        if cv_mode and self.hops != "cv":
+            raise ValueError(f"hops must be an int >= 1, math.inf or 'cv', got {self.hops!r}")
+        if cv_mode and not sup:
+            raise ValueError("hops='cv' chooses the hop count with the labels: it needs "
+                             "supervised=True (or variant='relevance')")
+        if cv_mode:
+            check_hop_grid(self.hop_grid)
+        if sup:
             if y is None:
                 raise ValueError("supervised InfFS requires y to be passed, but the target y "
                                  "is None")
@@ -86,9 +154,20 @@ class InfFS(SelectorMixin, BaseEstimator):
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2,
                               ensure_min_features=2)
-        scores = inffs_scores(X, y if self.supervised else None, std_weight=self.std_weight,
-                              term_weights=self.term_weights, r_frac=self.r_frac,
-                              hops=self.hops, knn=self.knn, variant=self.variant).numpy()
+        kw = dict(std_weight=self.std_weight, term_weights=self.term_weights,
+                  r_frac=self.r_frac, knn=self.knn, variant=self.variant,
+                  relevance=self.relevance, correlation=self.correlation)
+        self.cv_scores_ = None
+        hops = self.hops
+        if cv_mode:
+            k = self.n_features_to_select
+            cv_ks = self.cv_ks if self.cv_ks is not None else (
+                k if isinstance(k, Integral) and not isinstance(k, bool) else (10, 50))
+            hops, self.cv_scores_ = choose_hops(X, y, hop_grid=self.hop_grid, cv=self.cv,
+                                                cv_ks=cv_ks, random_state=self.random_state,
+                                                **kw)
+        scores = inffs_scores(X, y if sup else None, hops=hops, **kw).numpy()
+        self.hops_ = hops
         n = scores.shape[0]
         order = np.argsort(-scores, kind="stable")
         ranking = np.empty(n, dtype=np.int64)
@@ -120,5 +199,5 @@ class InfFS(SelectorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = bool(self.supervised)
+        tags.target_tags.required = self._uses_labels()
         return tags

@@ -114,8 +114,8 @@ def test_knn_sparsification_matches_dense_and_differs_from_degree():
     eps = 5e-6 * 30
     rowmax = Ak.sum(1).max()
     ref_u = _closed_form(Ak / (rowmax + eps), 0.9 / rowmax)
-    np.testing.assert_allclose(inffs_scores(X, knn=k, variant="u2020").numpy(), ref_u,
-                               rtol=1e-8)
+    np.testing.assert_allclose(inffs_scores(X, knn=k, variant="u2020", r_frac=0.9).numpy(),
+                               ref_u, rtol=1e-8)
     np.testing.assert_allclose(inffs_scores(X, knn=np.int64(k), hops=np.int64(2)).numpy(),
                                Ak.sum(1) * 0.9 / rho + (0.9 / rho) ** 2 * Ak @ Ak.sum(1),
                                rtol=1e-9)

@@ -16,7 +16,11 @@ def _check_name(check):
 _ESTIMATORS = [InfFS(), InfFS(3, variant="fslib", hops=4),
                InfFS(0.5, variant="u2020", supervised=True, term_weights=(0.2, 0.3, 0.5)),
                InfFS(std_weight=0.3, variant="fslib"),
-               InfFS(2, knn=2)]
+               InfFS(2, knn=2),
+               InfFS(2, variant="fslib", supervised=True),
+               InfFS(2, variant="relevance", knn=3, hops=2),
+               InfFS(2, variant="relevance", hops="cv", hop_grid=(1, math.inf),
+                     random_state=0)]
 # every scikit-learn check, except the array-API one: InfFS declares no array-API support
 # and scikit-learn itself skips that check unless SCIPY_ARRAY_API is set at start-up
 _CHECKS = [(est, chk) for e in _ESTIMATORS for est, chk in estimator_checks_generator(e)
@@ -111,7 +115,8 @@ def test_supervised_u2020_and_automatic_subset():
 
 def test_errors():
     X, y = _data()
-    with pytest.raises(ValueError, match="requires variant='u2020'"):
+    with pytest.raises(ValueError, match="supervised=True requires variant 'u2020'.*"
+                                         "variant='paper' is unsupervised"):
         InfFS(supervised=True).fit(X, y)
     with pytest.raises(ValueError, match="requires y"):
         InfFS(variant="u2020", supervised=True).fit(X)
@@ -129,3 +134,30 @@ def test_errors():
         InfFS().fit(np.where(X > 2, np.nan, X))
     with pytest.raises(ValueError, match="hops"):
         InfFS(hops=math.nan).fit(X)
+
+
+def test_supervised_fslib_agrees_with_inffs_scores():
+    X, y = _data()
+    sel = InfFS(variant="fslib", supervised=True, std_weight=0.7).fit(X, y)
+    np.testing.assert_array_equal(sel.scores_,
+                                  inffs_scores(X, y, variant="fslib", std_weight=0.7).numpy())
+    fisher_only = InfFS(variant="fslib", supervised=True, std_weight=0.0).fit(X, y)
+    assert set(np.argsort(fisher_only.ranking_)[:2]) == {0, 1}  # the label-shifted features
+    assert InfFS(variant="fslib", supervised=True).__sklearn_tags__().target_tags.required
+    with pytest.raises(ValueError, match="requires y"):
+        InfFS(variant="fslib", supervised=True).fit(X)
+    # unsupervised fslib ignores y
+    np.testing.assert_array_equal(InfFS(variant="fslib").fit(X, y).scores_,
+                                  inffs_scores(X, variant="fslib").numpy())
+
+
+def test_default_r_frac_is_the_reference_decay():
+    X, y = _data()
+    n = X.shape[1]
+    assert InfFS().get_params()["r_frac"] is None
+    for variant, r in (("paper", 0.9), ("fslib", 0.9), ("u2020", 1 - 5e-6 * n)):
+        np.testing.assert_array_equal(InfFS(variant=variant).fit(X).scores_,
+                                      inffs_scores(X, variant=variant, r_frac=r).numpy())
+    np.testing.assert_array_equal(
+        InfFS(variant="u2020", supervised=True).fit(X, y).scores_,
+        inffs_scores(X, y, variant="u2020", r_frac=1 - 5e-6 * n).numpy())
