@@ -63,6 +63,16 @@ class AffinityAttention(MessagePassing):
     ``i``'s graph in ``batch`` (``causal``: the earlier ones; ``window=w``: those with
     :math:`|i - j| \le w`) executed by fused SDPA kernels.
 
+    Mini-batches: on a ``torch_geometric.loader.NeighborLoader`` batch (the ``batch_size`` seed
+    nodes first) the layer runs on the sampled subgraph as on any graph; keep the first
+    ``batch_size`` output rows. With finite ``hops=K`` a seed's output reads the rows of
+    :math:`\mathbf{S}` of the nodes within :math:`K - 1` hops of it, and a row is the softmax
+    over that node's own in-edges, so with every neighbour sampled to depth :math:`K`
+    (``num_neighbors=[-1] * K``) the seeds' outputs equal the full-graph ones (self-loops
+    added on the subgraph included); with a smaller fan-out they are those of the sampled
+    neighbourhood. ``hops=math.inf`` reads the whole graph: on a subgraph it solves on the
+    subgraph.
+
     Args:
         in_channels (int or tuple): input size, or ``(source, target)`` sizes for bipartite
             input.
