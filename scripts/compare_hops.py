@@ -8,8 +8,10 @@ script walks that axis on both tasks and prints a table for each:
   affinity (``AffinityAttention``) and fixed affinity (``AffinityDiffusionCR``, GRAND's random
   propagation), each with hops 1, 2, 4, 8, inf, against GCN, via ``node_classification.run``;
 - feature ranking on breast_cancer, digits and a planted-feature set (``InfFS`` with 1, 2, 5
-  and infinitely many hops, dense and kNN-sparsified, against ANOVA F and random), via
-  ``feature_ranking.run``.
+  and infinitely many hops, dense and kNN-sparsified; the label-aware ``InfFS(variant=
+  "relevance", hops="cv")``, class relevance times non-redundancy on the kNN feature graph with
+  the hop count chosen by inner cross-validation on each training fold, and the same graph at
+  1 and infinitely many hops; against ANOVA F and random), via ``feature_ranking.run``.
 
 The default run needs no files and takes under 3 minutes on 2 CPU cores. ``--full`` runs the
 real datasets (Planetoid, WebKB, the 22 feature-selection sets) and needs a data root
@@ -39,14 +41,14 @@ NODE_MODELS = ("GCN", "AffinityAttention", "AffinityDiffusionCR")
 NODE_HOPS = (1, 2, 4, 8, math.inf)
 FEATURE_DATASETS = ("breast_cancer", "digits", "planted")
 FEATURE_SELECTORS = ("inffs-h1", "inffs-h2", "inffs-h5", "inffs-hinf", "inffs-knn-hinf",
-                     "anova", "random")
+                     "inffs-rel-h1", "inffs-rel-hinf", "inffs-rel-cv", "anova", "random")
 FEATURE_KS = (5, 10, 20)
 
 FULL_NODE_DATASETS = node_classification.PLANETOID + node_classification.WEBKB + NODE_DATASETS
 FULL_NODE_MODELS = node_classification.MODELS
 FULL_NODE_HOPS = node_classification.HOPS
 FULL_FEATURE_DATASETS = ("all",)
-FULL_FEATURE_SELECTORS = ("inffs", "baselines")
+FULL_FEATURE_SELECTORS = ("inffs", "rel", "baselines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict]]:
             node_cfg.update(datasets=("csbm-0.2", "csbm-0.9"), hops=(1, 2), seeds=1,
                             epochs=3, patience=3, csbm_nodes=60)
             feat_cfg.update(datasets=("breast_cancer", "planted-small"),
-                            selectors=("inffs-h1", "inffs-hinf", "anova"), ks=(5,), n_folds=2)
+                            selectors=("inffs-h1", "inffs-hinf", "inffs-rel-cv", "anova"),
+                            ks=(5,), n_folds=2)
     for key in ("seeds", "epochs", "patience"):
         if getattr(args, key) is not None:
             node_cfg[key] = getattr(args, key)
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict]]:
         patience=node_cfg["patience"], csbm_nodes=node_cfg["csbm_nodes"], progress=progress)
     print(node_classification.format_table(node_rows), flush=True)
 
-    print("\n## Feature ranking: Inf-FS hops vs baselines "
+    print("\n## Feature ranking: Inf-FS hops and the label-aware Inf-FS vs baselines "
           f"({', '.join(feat_cfg['datasets'])})\n", flush=True)
     feat_rows = feature_ranking.run(
         feat_cfg["datasets"], feat_cfg["selectors"], ks=feat_cfg["ks"],
