@@ -5,7 +5,7 @@ import scipy.linalg
 from sklearn.feature_selection import f_classif
 from skrebate import ReliefF
 
-from affgraph.baselines import fisher_score, laplacian_score, relieff_score
+from affgraph.baselines import fisher_score, laplacian_score, mrmr_order, relieff_score
 from affgraph.datasets import make_planted_features
 
 
@@ -152,3 +152,25 @@ def test_relieff_ranks_planted_features_first():
     assert set(top) == set(inf)
     with pytest.raises(ValueError, match="n_neighbors"):
         relieff_score(X, y, n_neighbors=0)
+
+
+# ---- mRMR --------------------------------------------------------------------------------
+
+def test_mrmr_order_matches_mrmr_selection():
+    # oracle: the package's own pandas implementation, on correlated and constant features
+    import pandas as pd
+    from mrmr import mrmr_classif
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((45, 30))
+    y = np.arange(45) % 3
+    X[:, 4] += y
+    X[:, 9] = 2 * X[:, 4] + 0.05 * rng.standard_normal(45)  # redundant with feature 4
+    X[:, 12] = 1.0                                           # constant: never a candidate
+    ref = mrmr_classif(pd.DataFrame(X), pd.Series(y), K=20, n_jobs=1, show_progress=False)
+    got = mrmr_order(X, y, 20)
+    assert got.tolist() == [int(j) for j in ref]
+    assert 12 not in got and got[0] == 4
+    assert mrmr_order(X, y, 1000).size == 29  # capped by the candidates
+    with pytest.raises(ValueError, match="k must"):
+        mrmr_order(X, y, 0)

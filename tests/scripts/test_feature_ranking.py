@@ -214,3 +214,135 @@ def test_one_svm_per_distinct_feature_set(monkeypatch):
                 assert r["accuracy"] == real(X[tr][:, cols], y[tr], X[te][:, cols], y[te])
     assert len(calls) == n_sets < len(rows)
     assert len({r["accuracy"] for r in rows if r["k"] == 20 and r["fold"] == 0}) == 1
+
+
+# ---- the rivals, the families and the statistics -----------------------------------------
+
+def test_rows_dropped_as_duplicates_are_duplicates():
+    # fisher is anova's F times (C-1)/(n-C): the same order; the supervised u2020 hop counts
+    # give one order (its decay): the families keep one of each
+    X, y = load_embedded("breast_cancer")
+    assert np.array_equal(fr.make_ranker("fisher", 0)(X, y), fr.make_ranker("anova", 0)(X, y))
+    X, y, _ = fr.load_dataset("planted-small", None, 0)
+    sup = [f"inffs-sup-h{h}" for h in fr.HOPS]
+    orders, _, errors = fr.inffs_orders(sup, X, y)
+    assert not errors
+    for s in sup[1:]:
+        np.testing.assert_array_equal(orders[s], orders["inffs-sup-h1"])
+    fams = fr.expand_selectors(["supervised"]) + fr.expand_selectors(["unsupervised"])
+    assert "fisher" not in fams and not set(sup[1:]) & set(fams) and "inffs-sup-h1" in fams
+
+
+def test_families_split():
+    sup, uns = fr.expand_selectors(["supervised"]), fr.expand_selectors(["unsupervised"])
+    assert {"anova", "mi", "mrmr", "relieff", "inffs-rel-cv"} <= set(sup)
+    assert {"variance", "lapscore", "spec", "mcfs", "ndfs", "udfs", "inffs-auto",
+            "inffs-knn-h3"} <= set(uns)
+    assert set(sup) & set(uns) == {"random"}
+    assert {fr.family(s) for s in sup} == {"supervised", "both"}
+    assert {fr.family(s) for s in uns} == {"unsupervised", "both"}
+
+    def row(d, s, acc):
+        return dict(dataset=d, selector=s, seed=0, fold=0, k=5, k_eff=5, n_features=50,
+                    accuracy=acc, precision=None, fit_s=0.0)
+    rng = np.random.default_rng(0)
+    rows = [row(d, s, float(rng.random())) for d in "abcde"
+            for s in ["anova", "mrmr", "inffs-sup-h1", "variance", "lapscore", "inffs-h1",
+                      "random"]]
+    text = fr.format_family_tables(rows)
+    sup_t, uns_t = text.split("### Unsupervised family")
+    assert "| anova |" in sup_t and "| variance |" not in sup_t and "| random |" in sup_t
+    assert "| variance |" in uns_t and "| anova |" not in uns_t and "| random |" in uns_t
+    assert "not significant" in text or " significant" in text
+
+
+def test_family_stats_against_scipy():
+    # oracle: the per-dataset means ranked by hand, scipy's Friedman test and Wilcoxon test
+    from scipy.stats import friedmanchisquare, rankdata, wilcoxon
+
+    rng = np.random.default_rng(1)
+    sels = ["anova", "mrmr", "mi", "inffs-rel-cv", "random", "variance"]
+    rows = [dict(dataset=f"d{i}", selector=s, seed=seed, fold=0, k=10, k_eff=10,
+                 n_features=100, accuracy=float(rng.random()), precision=None, fit_s=0.0)
+            for i in range(8) for s in sels for seed in range(2)]
+    st = fr.family_stats(rows, "supervised", 10)
+    assert st["selectors"] == ["anova", "mrmr", "mi", "inffs-rel-cv", "random"]
+    means = np.array([[np.mean([r["accuracy"] for r in rows if r["dataset"] == f"d{i}"
+                                and r["selector"] == s]) for s in st["selectors"]]
+                      for i in range(8)])
+    R = np.mean([rankdata(-m) for m in means], axis=0)
+    assert [st["ranks"][s] for s in st["selectors"]] == pytest.approx(R.tolist())
+    assert st["friedman"][1] == pytest.approx(friedmanchisquare(*means.T).pvalue)
+    assert st["headline"] == "inffs-rel-cv"
+    p_an = wilcoxon(means[:, 3], means[:, 0]).pvalue
+    p_mr = wilcoxon(means[:, 3], means[:, 1]).pvalue
+    lo, hi = sorted([p_an, p_mr])
+    holm = {p_an: min(1, 2 * lo) if p_an == lo else min(1, max(2 * lo, hi)),
+            p_mr: min(1, 2 * lo) if p_mr == lo else min(1, max(2 * lo, hi))}
+    assert st["planned"]["anova"] == pytest.approx((p_an, holm[p_an]))
+    assert st["planned"]["mrmr"] == pytest.approx((p_mr, holm[p_mr]))
+
+
+def test_lapscore_is_the_laplacian_score_of_its_graph():
+    # oracle: He et al.'s score f~'Lf~ / f~'Df~ (lower is better) on scikit-feature's default
+    # graph (cosine 5-NN, binary), in float64 by hand
+    from skfeature.utility.construct_W import construct_W
+
+    X, y = load_embedded("wine")
+    W = construct_W(X).toarray()
+    D = np.diag(W.sum(1))
+    L = D - W
+    one = np.ones(len(X))
+    F = X - np.outer(one, (X.T @ D @ one) / (one @ D @ one))
+    score = np.einsum("ij,ik,kj->j", F, L, F) / np.einsum("ij,ik,kj->j", F, D, F)
+    np.testing.assert_array_equal(fr.make_ranker("lapscore", 0)(X, y), np.argsort(score))
+
+
+def test_rivals_give_full_orders():
+    X, y = load_embedded("wine")
+    for s in ["mi", "mrmr", "relieff", "spec", "mcfs", "ndfs", "udfs"]:
+        order = fr.make_ranker(s, 0, k_max=5)(X, y)
+        assert sorted(order.tolist()) == list(range(13)), s
+    # mRMR keeps its first k_max picks, the rest follow in column order
+    from affgraph.baselines import mrmr_order
+    order = fr.make_ranker("mrmr", 0, k_max=5)(X, y)
+    head = mrmr_order(X, y, 5)
+    assert order[:5].tolist() == head.tolist()
+    assert order[5:].tolist() == sorted(set(range(13)) - set(head.tolist()))
+
+
+def test_inffs_auto_picks_the_best_reconstruction():
+    # hand-made: columns 1 and 2 copy column 0; a candidate keeping the copies spans one
+    # direction, one keeping independent columns spans three: the latter is chosen
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 6))
+    X[:, 1] = X[:, 0]
+    X[:, 2] = 2 * X[:, 0]
+    copies, spread = np.array([0, 1, 2, 3, 4, 5]), np.array([0, 3, 4, 1, 2, 5])
+    orders = {"inffs-h1": copies, "inffs-knn-h2": spread}
+    assert fr.auto_choice(orders, X, 3) == "inffs-knn-h2"
+    assert fr.auto_choice({"inffs-h1": spread, "inffs-knn-h2": copies}, X, 3) == "inffs-h1"
+    # ties (every column kept) go to the first candidate
+    assert fr.auto_choice(orders, X, 6) == "inffs-h1"
+    # in a run, each inffs-auto row is the row of the candidate it chose
+    rows = fr.run(["wine"], ["inffs-auto", *fr.AUTO_CANDIDATES], ks=[3, 6], seeds=[0],
+                  n_folds=3, knn=4, progress=False)
+    acc = {(r["selector"], r["fold"], r["k"]): r["accuracy"] for r in rows}
+    auto = [r for r in rows if r["selector"] == "inffs-auto"]
+    assert len(auto) == 6 and all(r["choice"] in fr.AUTO_CANDIDATES for r in auto)
+    for r in auto:
+        assert r["accuracy"] == acc[(r["choice"], r["fold"], r["k"])]
+
+
+def test_load_keeps_the_last_of_repeated_rows(tmp_path, capsys):
+    rows = fr.run(["wine"], ["anova", "random"], ks=[5], seeds=[0], n_folds=3, progress=False)
+    redo = [dict(r, accuracy=0.5) for r in rows if r["selector"] == "random"]
+    (tmp_path / "a.json").write_text(json.dumps(rows))
+    (tmp_path / "b.json").write_text(json.dumps(redo))
+    merged = fr.main(["--load", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                      "--no-plot"])
+    assert len(merged) == len(rows)
+    assert [r["accuracy"] for r in merged if r["selector"] == "random"] == [0.5] * 3
+    assert [r for r in merged if r["selector"] == "anova"] == \
+        [r for r in rows if r["selector"] == "anova"]
+
