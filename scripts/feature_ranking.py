@@ -10,20 +10,30 @@ the planted features on the synthetic sets; writes ``--csv``/``--json`` rows and
 (accuracy against k per selector, accuracy against hops).
 
 Selectors: ``inffs[-sup][-knn]-h{1,2,3,5,inf}`` (affgraph.selection.InfFS; ``-sup`` is the
-supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours; the
-group ``inffs`` holds the dense and kNN graphs at every hop count, the supervised one at every
-hop count and kNN at infinitely many), and ``anova`` (F statistic), ``mi`` (mutual
-information), ``variance`` (scikit-learn), ``fisher``, ``relieff``, ``laplacian``
-(affgraph.baselines), ``random``.
+supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours),
+``inffs-rel-{h1,hinf,cv}`` (the label-aware ``variant="relevance"`` on the kNN graph; ``cv``
+chooses the hop count by inner cross-validation on the training fold), ``inffs-auto`` (the
+unsupervised graph and hop count whose top k features best reconstruct the training data, no
+labels: :func:`auto_choice`), ``anova`` (F statistic), ``mi`` (mutual information),
+``variance`` (scikit-learn), ``mrmr`` (mrmr-selection's rule, affgraph.baselines.mrmr_order),
+``relieff``, ``fisher``, ``laplacian`` (affgraph.baselines), ``lapscore``, ``spec``, ``mcfs``,
+``ndfs``, ``udfs`` (scikit-feature), ``random``. The groups ``supervised`` and
+``unsupervised`` are the two families, tabulated apart (random in both) with average ranks,
+the Friedman test, the Nemenyi critical difference, Wilcoxon-Holm tests of the headline
+(``inffs-rel-cv``, ``inffs-auto``) and a critical-difference diagram per family and k
+(``cd_<family>_k<k>.png``); they leave out the rows equal to another by construction
+(``fisher`` = ``anova``'s order, ``inffs-sup-h2`` ... ``hinf`` = ``inffs-sup-h1``).
 
 ``--workers N`` runs the (dataset, seed, fold) jobs in N processes of one thread each, with the
-serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together;
+serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together (a row
+repeated in a later file replaces the earlier one, so a re-run chunk can be merged);
 ``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
 the 1-hop and infinite-hop rankings agree (why the hops change so little on the dense graph).
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
     python scripts/feature_ranking.py --data-root /path/to/data           # 22 .mat + embedded
     python scripts/feature_ranking.py --datasets breast_cancer planted --selectors baselines inffs
+    python scripts/feature_ranking.py --selectors supervised unsupervised --seeds 3 --workers 2
     python scripts/feature_ranking.py --seeds 10 --workers 16 --json r.json --no-progress
     python scripts/feature_ranking.py --load r_a.json r_b.json            # merge saved runs
     python scripts/feature_ranking.py --diagnose --datasets lung_small planted
@@ -949,7 +959,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="names, or the groups featsel, embedded, all (the 22 .mat sets, "
                         "breast_cancer, digits, wine and planted); also planted-small")
     p.add_argument("--selectors", nargs="+", default=["all"],
-                   help="names, or the groups baselines, inffs, all (default: all)")
+                   help="names, or the groups supervised, unsupervised, all (both families), "
+                        "baselines, inffs, rel (default: all)")
     p.add_argument("--k", nargs="+", type=int, default=list(KS), dest="ks",
                    help="numbers of selected features (default: 10 50 100 150 200)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1],
