@@ -466,8 +466,8 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                      std_weight: Optional[float] = None,
                      term_weights: Optional[Sequence[float]] = None, variant: str = "paper",
                      block: int = 4096, gemm_dtype: torch.dtype = torch.float32,
-                     relevance: Optional[str] = None, correlation: Optional[str] = None
-                     ) -> FeatureAffinity:
+                     relevance: Optional[str] = None, correlation: Optional[str] = None,
+                     affinity: Optional[str] = None) -> FeatureAffinity:
     r"""The feature-affinity matrix of an Inf-FS variant, as an implicit operator.
 
     With :math:`\sigma` the unbiased standard deviations, :math:`\tilde\sigma` their min-max
@@ -530,12 +530,16 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             (default: ``None``)
         correlation (str, optional): its correlation :math:`c` (only there): ``"spearman"``
             or ``"pearson"``; ``None`` means ``"spearman"``. (default: ``None``)
+        affinity (str, optional): its form (only there): ``"product"`` (above) or ``"max"``,
+            :math:`a_{ij} = \frac12 \max(q_i, q_j) + \frac12 (1 - |c_{ij}|)`; ``None`` means
+            ``"product"``. (default: ``None``)
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown Inf-FS variant {variant!r}; expected one of {VARIANTS}")
     check_positive_int("block", block)
     if variant != "relevance":
-        for name, value in (("relevance", relevance), ("correlation", correlation)):
+        for name, value in (("relevance", relevance), ("correlation", correlation),
+                            ("affinity", affinity)):
             if value is not None:
                 raise ValueError(f"{name}={value!r} applies to variant='relevance' only")
     X = _check_X(X)
@@ -551,7 +555,8 @@ def feature_affinity(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                 raise ValueError(f"{name}={value!r} does not apply to variant='relevance'; "
                                  "choose its relevance and correlation instead")
         return relevance_affinity(X, codes, K, relevance=relevance or "anova",
-                                  correlation=correlation or "spearman", block=block,
+                                  correlation=correlation or "spearman",
+                                  affinity=affinity or "product", block=block,
                                   gemm_dtype=gemm_dtype)
     if sup and variant == "u2020":
         if std_weight is not None:
@@ -607,7 +612,7 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
                  knn: Optional[int] = None, variant: str = "paper",
                  max_dense_bytes: int = 2 ** 30, block: int = 4096,
                  tol: float = 1e-10, relevance: Optional[str] = None,
-                 correlation: Optional[str] = None) -> Tensor:
+                 correlation: Optional[str] = None, affinity: Optional[str] = None) -> Tensor:
     r"""Inf-FS feature scores (higher = more relevant).
 
     .. math::
@@ -670,6 +675,8 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
             ``variant="relevance"`` only (see :func:`feature_affinity`). (default: ``None``)
         correlation (str, optional): ``"spearman"`` or ``"pearson"``, for
             ``variant="relevance"`` only. (default: ``None``)
+        affinity (str, optional): ``"product"`` or ``"max"``, for ``variant="relevance"``
+            only. (default: ``None``)
 
     Returns:
         float64 tensor ``[n]`` of scores (``[len(hops), n]`` for a sequence of hops).
@@ -695,7 +702,7 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
     check_positive_real("tol", tol)
     A = feature_affinity(X, y, std_weight=std_weight, term_weights=term_weights,
                          variant=variant, block=block, relevance=relevance,
-                         correlation=correlation)
+                         correlation=correlation, affinity=affinity)
     n = A.n
     if r_frac is None:
         r_frac = default_r_frac(variant, n)

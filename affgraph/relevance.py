@@ -26,13 +26,15 @@ import torch
 
 from affgraph._checks import check_choice, check_positive_int
 
-__all__ = ["RELEVANCES", "CORRELATIONS", "anova_scores", "pearson_factor", "relevance_weights",
+__all__ = ["RELEVANCES", "CORRELATIONS", "AFFINITIES", "anova_scores", "pearson_factor", "relevance_weights",
            "relevance_affinity", "choose_hops", "DEFAULT_HOP_GRID"]
 
 #: per-feature relevance statistics of the ``"relevance"`` variant
 RELEVANCES = ("anova", "fisher", "mi")
 #: correlations of its non-redundancy term
 CORRELATIONS = ("spearman", "pearson")
+#: the forms of the ``"relevance"`` graph
+AFFINITIES = ("product", "max")
 #: the hop counts :func:`choose_hops` tries by default
 DEFAULT_HOP_GRID = (1, 2, 3, 5, math.inf)
 
@@ -108,17 +110,24 @@ def relevance_weights(X: np.ndarray, codes: np.ndarray, K: int,
 
 
 def relevance_affinity(X: np.ndarray, codes: np.ndarray, K: int, *, relevance: str = "anova",
-                       correlation: str = "spearman", block: int = 4096,
-                       gemm_dtype: torch.dtype = torch.float32):
+                       correlation: str = "spearman", affinity: str = "product",
+                       block: int = 4096, gemm_dtype: torch.dtype = torch.float32):
     r"""The ``"relevance"`` feature graph as an implicit operator
-    (:class:`affgraph.inffs.FeatureAffinity`):
+    (:class:`affgraph.inffs.FeatureAffinity`), in one of two forms:
 
     .. math::
-        a_{ij} = q_i q_j - \big|(q_i z_i)^\top (q_j z_j)\big| = q_i q_j (1 - |c_{ij}|),
+        \text{product:}\quad a_{ij} = q_i q_j - \big|(q_i z_i)^\top (q_j z_j)\big|
+            = q_i q_j (1 - |c_{ij}|),
+
+    .. math::
+        \text{max:}\quad a_{ij} = \tfrac12 \max(q_i, q_j) + \tfrac12 (1 - |c_{ij}|),
 
     with :math:`q` from :func:`relevance_weights` and :math:`Z` the rank (Spearman) or centred
-    (Pearson) factor, :math:`c_{ij} = z_i^\top z_j`; symmetric, non-negative, zero diagonal
-    (:math:`c_{ii} = 1`, or :math:`q_i = 0` for a constant feature).
+    (Pearson) factor, :math:`c_{ij} = z_i^\top z_j`. Both are symmetric and non-negative; the
+    product has a zero diagonal (:math:`c_{ii} = 1`, or :math:`q_i = 0` for a constant
+    feature). The max form is the Inf-FS paper's graph with the relevance in place of the
+    standard deviation (loading coefficient 1/2): a relevant feature is linked to every other,
+    the product links two features only when both are relevant.
 
     Args:
         X (ndarray): ``[m, n]`` float64, finite.
@@ -126,15 +135,22 @@ def relevance_affinity(X: np.ndarray, codes: np.ndarray, K: int, *, relevance: s
         K (int): number of classes.
         relevance (str): ``"anova"``, ``"fisher"`` or ``"mi"``. (default: ``"anova"``)
         correlation (str): ``"spearman"`` or ``"pearson"``. (default: ``"spearman"``)
+        affinity (str): ``"product"`` or ``"max"``. (default: ``"product"``)
         block (int): tile size. (default: ``4096``)
         gemm_dtype (torch.dtype): dtype of the tiled products. (default: ``torch.float32``)
     """
     from affgraph.inffs import FeatureAffinity, _spearman_factor
 
     check_choice("correlation", correlation, CORRELATIONS, what="correlation")
+    check_choice("affinity", affinity, AFFINITIES, what="affinity form")
     q = relevance_weights(X, codes, K, relevance)
     Z = _spearman_factor(X) if correlation == "spearman" else pearson_factor(X)
-    return FeatureAffinity(X.shape[1], Z=Z * q, c_abs=-1.0, rank_one=[(1.0, q, q)],
+    n = X.shape[1]
+    if affinity == "max":
+        ones = np.ones(n)
+        return FeatureAffinity(n, s=q, c_max=0.5, Z=Z, c_abs=-0.5, rank_one=[(0.5, ones, ones)],
+                               block=block, gemm_dtype=gemm_dtype)
+    return FeatureAffinity(n, Z=Z * q, c_abs=-1.0, rank_one=[(1.0, q, q)],
                            block=block, gemm_dtype=gemm_dtype)
 
 

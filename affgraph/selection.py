@@ -12,7 +12,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from affgraph.inffs import VARIANTS, inffs_scores, inffs_subset_size
-from affgraph.relevance import DEFAULT_HOP_GRID, check_hop_grid, choose_hops
+from affgraph.relevance import AFFINITIES, DEFAULT_HOP_GRID, check_hop_grid, choose_hops
 
 #: the variants that use the labels when ``supervised`` is ``None``
 _SUPERVISED_BY_DEFAULT = ("relevance",)
@@ -44,7 +44,9 @@ class InfFS(SelectorMixin, BaseEstimator):
         K^\star = \arg\max_{K \in \text{hop\_grid}} \frac{1}{\text{cv}\,|\text{ks}|}
             \sum_{\text{folds}} \sum_{k} \mathrm{acc}\big(\text{top}_k(\mathbf{s}^{(K)})\big),
 
-    then scores all the data with :math:`K^\star` hops.
+    then scores all the data with :math:`K^\star` hops. ``affinity="cv"`` chooses the graph's
+    form (``"product"`` or ``"max"``) the same way, jointly with :math:`K` when
+    ``hops="cv"`` (ties go to the product, then to fewer hops).
 
     Args:
         n_features_to_select (int, float or None): how many features to keep (all, with a
@@ -77,6 +79,10 @@ class InfFS(SelectorMixin, BaseEstimator):
             ``variant="relevance"`` only; ``None`` means ``"anova"``. (default: ``None``)
         correlation (str, optional): ``"spearman"`` or ``"pearson"``, for
             ``variant="relevance"`` only; ``None`` means ``"spearman"``. (default: ``None``)
+        affinity (str, optional): the form of the ``"relevance"`` graph (only there):
+            ``"product"``, ``"max"`` (see :func:`affgraph.relevance.relevance_affinity`) or
+            ``"cv"`` (chosen by the inner cross-validation); ``None`` means ``"product"``.
+            (default: ``None``)
         hop_grid (sequence): the hop counts ``hops="cv"`` tries (ints ``>= 1`` or
             ``math.inf``). (default: ``(1, 2, 3, 5, math.inf)``)
         cv (int): its number of stratified inner folds, ``>= 2``. (default: ``3``)
@@ -93,8 +99,11 @@ class InfFS(SelectorMixin, BaseEstimator):
         n_features_to_select_ (int): the number of selected features.
         n_features_in_ (int): the number of features seen by ``fit``.
         hops_ (int or float): the hop count used (the chosen one with ``hops="cv"``).
-        cv_scores_ (ndarray or None): ``[len(hop_grid)]`` inner cross-validation accuracies
-            with ``hops="cv"``, else ``None``.
+        affinity_ (str or None): the form of the ``"relevance"`` graph used (the chosen one
+            with ``affinity="cv"``), else ``None``.
+        cv_scores_ (ndarray or None): the inner cross-validation accuracies: ``[len(hop_grid)]``
+            with ``hops="cv"``, ``[2, len(hop_grid)]`` (rows: product, max) with
+            ``affinity="cv"`` as well, ``[2, 1]`` with ``affinity="cv"`` alone; else ``None``.
     """
 
     def __init__(self, n_features_to_select: Optional[Union[int, float]] = None, *,
@@ -103,7 +112,7 @@ class InfFS(SelectorMixin, BaseEstimator):
                  r_frac: Optional[float] = None, hops: Union[int, float, str] = math.inf,
                  knn: Optional[int] = None, variant: str = "paper",
                  supervised: Optional[bool] = None, relevance: Optional[str] = None,
-                 correlation: Optional[str] = None,
+                 correlation: Optional[str] = None, affinity: Optional[str] = None,
                  hop_grid: Sequence[Union[int, float]] = DEFAULT_HOP_GRID, cv: int = 3,
                  cv_ks: Optional[Union[int, Sequence[int]]] = None,
                  random_state: Optional[int] = None) -> None:
@@ -117,6 +126,7 @@ class InfFS(SelectorMixin, BaseEstimator):
         self.supervised = supervised
         self.relevance = relevance
         self.correlation = correlation
+        self.affinity = affinity
         self.hop_grid = hop_grid
         self.cv = cv
         self.cv_ks = cv_ks
@@ -145,6 +155,9 @@ class InfFS(SelectorMixin, BaseEstimator):
                              "supervised=True (or variant='relevance')")
         if cv_mode:
             check_hop_grid(self.hop_grid)
+        aff_cv = self.affinity == "cv"
+        if aff_cv and self.variant != "relevance":
+            raise ValueError("affinity='cv' applies to variant='relevance' only")
         if sup:
             if y is None:
                 raise ValueError("supervised InfFS requires y to be passed, but the target y "
@@ -156,18 +169,25 @@ class InfFS(SelectorMixin, BaseEstimator):
                               ensure_min_features=2)
         kw = dict(std_weight=self.std_weight, term_weights=self.term_weights,
                   r_frac=self.r_frac, knn=self.knn, variant=self.variant,
-                  relevance=self.relevance, correlation=self.correlation)
+                  relevance=self.relevance, correlation=self.correlation,
+                  affinity=self.affinity)
         self.cv_scores_ = None
         hops = self.hops
-        if cv_mode:
+        if cv_mode or aff_cv:
             k = self.n_features_to_select
             cv_ks = self.cv_ks if self.cv_ks is not None else (
                 k if isinstance(k, Integral) and not isinstance(k, bool) else (10, 50))
-            hops, self.cv_scores_ = choose_hops(X, y, hop_grid=self.hop_grid, cv=self.cv,
-                                                cv_ks=cv_ks, random_state=self.random_state,
-                                                **kw)
+            grid = list(self.hop_grid) if cv_mode else [hops]
+            forms = AFFINITIES if aff_cv else (self.affinity,)
+            table = np.stack([choose_hops(X, y, hop_grid=grid, cv=self.cv, cv_ks=cv_ks,
+                                          random_state=self.random_state,
+                                          **dict(kw, affinity=f))[1] for f in forms])
+            f, g = np.unravel_index(int(np.argmax(table)), table.shape)
+            kw["affinity"], hops = forms[f], grid[g]
+            self.cv_scores_ = table if aff_cv else table[0]
         scores = inffs_scores(X, y if sup else None, hops=hops, **kw).numpy()
         self.hops_ = hops
+        self.affinity_ = (kw["affinity"] or "product") if self.variant == "relevance" else None
         n = scores.shape[0]
         order = np.argsort(-scores, kind="stable")
         ranking = np.empty(n, dtype=np.int64)

@@ -55,6 +55,21 @@ def test_affinity_is_relevance_product_times_non_redundancy(correlation):
                          correlation="spearman").dense().numpy())
 
 
+def test_max_form():
+    X, y = _data()
+    f = np.nan_to_num(f_classif(X, y)[0])
+    q = f / f.max()
+    C = scipy.stats.spearmanr(X).correlation
+    ref = 0.5 * np.maximum.outer(q, q) + 0.5 * (1 - np.abs(C))
+    A = feature_affinity(X, y, variant="relevance", affinity="max", gemm_dtype=torch.float64)
+    np.testing.assert_allclose(A.dense().numpy(), ref, atol=1e-12)
+    r = 0.9 / np.linalg.eigvalsh(ref).max()
+    n = ref.shape[0]
+    closed = (np.linalg.inv(np.eye(n) - r * ref) - np.eye(n)).sum(1)
+    np.testing.assert_allclose(inffs_scores(X, y, variant="relevance", affinity="max").numpy(),
+                               closed, rtol=1e-8)
+
+
 def test_fisher_and_mi_relevance():
     X, y = _data(classes=2)
     a, b = X[y == 0], X[y == 1]
@@ -163,6 +178,26 @@ def test_choose_hops_matches_direct_computation_and_is_deterministic():
     np.testing.assert_array_equal(a.cv_scores_, b.cv_scores_)
 
 
+def test_affinity_cv_chooses_form_and_hops_jointly():
+    X, y = _data(m=90, n=20, seed=6)
+    grid, ks = [1, math.inf], [3]
+    table = np.stack([_direct_cv(X, y, grid, 3, ks, 2, variant="relevance", knn=4, affinity=f)
+                      for f in ("product", "max")])
+    sel = InfFS(variant="relevance", knn=4, hops="cv", affinity="cv", hop_grid=grid,
+                cv_ks=ks, random_state=2).fit(X, y)
+    np.testing.assert_allclose(sel.cv_scores_, table, rtol=1e-12)
+    f, g = np.unravel_index(np.argmax(table), table.shape)
+    assert (sel.affinity_, sel.hops_) == (("product", "max")[f], grid[g])
+    np.testing.assert_array_equal(sel.scores_, inffs_scores(
+        X, y, variant="relevance", knn=4, hops=sel.hops_, affinity=sel.affinity_).numpy())
+    # the form alone at a fixed hop count: a [2, 1] table
+    one = InfFS(variant="relevance", knn=4, hops=2, affinity="cv", cv_ks=ks,
+                random_state=2).fit(X, y)
+    assert one.cv_scores_.shape == (2, 1) and one.hops_ == 2
+    assert InfFS(variant="relevance").fit(X, y).affinity_ == "product"
+    assert InfFS().fit(X).affinity_ is None
+
+
 def test_fixed_hops_estimator_and_default_supervision():
     X, y = _data()
     sel = InfFS(3, variant="relevance", hops=2).fit(X, y)
@@ -175,6 +210,8 @@ def test_fixed_hops_estimator_and_default_supervision():
 
 @pytest.mark.parametrize("kwargs,y_needed,match", [
     (dict(relevance="bogus"), True, "relevance"),
+    (dict(affinity="sum"), True, "affinity"),
+    (dict(affinity="cv"), True, "affinity"),
     (dict(correlation="kendall"), True, "correlation"),
     (dict(std_weight=0.3), True, "std_weight"),
     (dict(term_weights=(1, 1, 1)), True, "term_weights"),
@@ -192,6 +229,10 @@ def test_relevance_options_refused_elsewhere():
         inffs_scores(X, variant="paper", relevance="mi")
     with pytest.raises(ValueError, match="correlation='pearson' applies"):
         inffs_scores(X, y, variant="u2020", correlation="pearson")
+    with pytest.raises(ValueError, match="affinity='max' applies"):
+        inffs_scores(X, y, variant="fslib", affinity="max")
+    with pytest.raises(ValueError, match="affinity='cv' applies to variant='relevance'"):
+        InfFS(variant="u2020", supervised=True, affinity="cv").fit(X, y)
 
 
 @pytest.mark.parametrize("kwargs,match", [
