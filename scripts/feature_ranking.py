@@ -11,8 +11,9 @@ the planted features on the synthetic sets; writes ``--csv``/``--json`` rows and
 
 Selectors: ``inffs[-sup][-knn]-h{1,2,3,5,inf}`` (affgraph.selection.InfFS; ``-sup`` is the
 supervised u2020 variant, ``-knn`` sparsifies the feature graph to ``--knn`` neighbours),
-``inffs-rel-{h1,hinf,cv}`` (the label-aware ``variant="relevance"`` on the kNN graph; ``cv``
-chooses the hop count by inner cross-validation on the training fold), ``inffs-auto`` (the
+``inffs-rel-{h1,hinf,cv,affcv}`` (the label-aware ``variant="relevance"`` on the kNN graph;
+``cv`` chooses the hop count, ``affcv`` the hop count and the graph form ``affinity``, by inner
+cross-validation on the training fold), ``inffs-auto`` (the
 unsupervised graph and hop count whose top k features best reconstruct the training data, no
 labels: :func:`auto_choice`), ``anova`` (F statistic), ``mi`` (mutual information),
 ``variance`` (scikit-learn), ``mrmr`` (mrmr-selection's rule, affgraph.baselines.mrmr_order),
@@ -79,8 +80,9 @@ INFFS = tuple(f"inffs-h{h}" for h in HOPS) + tuple(f"inffs-knn-h{h}" for h in HO
 # the label-aware variant (affgraph.inffs variant="relevance": class relevance times
 # non-redundancy on the kNN feature graph, or dense with -dense), at a hop count or with the
 # hop count chosen by inner cross-validation on the training fold (-cv)
-_REL_RE = re.compile(r"^inffs-rel(?P<dense>-dense)?-(?:h(?P<hops>\d+|inf)|(?P<cv>cv))$")
-REL = ("inffs-rel-cv", "inffs-rel-h1", "inffs-rel-hinf")
+_REL_RE = re.compile(
+    r"^inffs-rel(?P<dense>-dense)?-(?:h(?P<hops>\d+|inf)|(?P<cv>cv)|(?P<affcv>affcv))$")
+REL = ("inffs-rel-cv", "inffs-rel-affcv", "inffs-rel-h1", "inffs-rel-hinf")
 # the unsupervised Inf-FS graphs and hop counts that inffs-auto chooses from
 AUTO_CANDIDATES = tuple(f"inffs-h{h}" for h in HOPS) + tuple(f"inffs-knn-h{h}" for h in HOPS)
 # the two families, each judged on its own; rows equal to another by construction are left out:
@@ -190,9 +192,11 @@ def make_ranker(name: str, seed: int, knn: int = 10, k_max: int = max(KS)) -> Ra
         from affgraph.selection import InfFS
 
         def inffs_rel(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-            hops = "cv" if r["cv"] else math.inf if r["hops"] == "inf" else int(r["hops"])
+            cv = r["cv"] or r["affcv"]
+            hops = "cv" if cv else math.inf if r["hops"] == "inf" else int(r["hops"])
+            extra = {"affinity": "cv"} if r["affcv"] else {}
             sel = InfFS(variant="relevance", supervised=True, hops=hops,
-                        knn=None if r["dense"] else knn, random_state=seed)
+                        knn=None if r["dense"] else knn, random_state=seed, **extra)
             sel.fit(X, y)
             return np.argsort(np.asarray(sel.ranking_), kind="stable")
         return inffs_rel
@@ -346,7 +350,7 @@ def inffs_orders(selectors: Sequence[str], X: np.ndarray, y: np.ndarray, knn: in
             hops = math.inf if m["hops"] == "inf" else int(m["hops"])
             fams.setdefault(("u2020" if m["sup"] else "paper", bool(m["knn"])), []).append(
                 (name, hops))
-        elif r and not r["cv"]:
+        elif r and not (r["cv"] or r["affcv"]):
             hops = math.inf if r["hops"] == "inf" else int(r["hops"])
             fams.setdefault(("relevance", not r["dense"]), []).append((name, hops))
     orders: dict[str, np.ndarray] = {}

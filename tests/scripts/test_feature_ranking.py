@@ -346,3 +346,21 @@ def test_load_keeps_the_last_of_repeated_rows(tmp_path, capsys):
     assert [r for r in merged if r["selector"] == "anova"] == \
         [r for r in rows if r["selector"] == "anova"]
 
+
+def test_label_aware_inffs_is_wired():
+    # the benchmark's orders are the estimator's ranking_ (hops fixed or chosen by inner CV);
+    # the fixed hop counts share one affinity build with the same orders
+    X, y = load_embedded("wine")
+    cases = [("inffs-rel-h1", 1, {}), ("inffs-rel-hinf", np.inf, {}), ("inffs-rel-cv", "cv", {}),
+             ("inffs-rel-affcv", "cv", {"affinity": "cv"})]
+    for name, hops, aff in cases:
+        sel = InfFS(variant="relevance", supervised=True, hops=hops, knn=4, random_state=7,
+                    **aff)
+        ref = np.argsort(sel.fit(X, y).ranking_, kind="stable")
+        np.testing.assert_array_equal(fr.make_ranker(name, 7, knn=4)(X, y), ref)
+    orders, _, errors = fr.inffs_orders(["inffs-rel-h1", "inffs-rel-hinf", "anova"], X, y,
+                                        knn=4)
+    assert not errors and set(orders) == {"inffs-rel-h1", "inffs-rel-hinf"}
+    for name in orders:
+        np.testing.assert_array_equal(orders[name], fr.make_ranker(name, 0, knn=4)(X, y))
+    assert fr.family("inffs-rel-cv") == "supervised"
