@@ -21,6 +21,9 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     assert by["appnp"]["max_rel_err"] < 1e-4
     assert by["ppr_inf"]["max_rel_err"] < 1e-4  # closed form vs APPNP's 132-term series
     assert by["large"]["t_ours"] > 0 and by["large"]["peak_gb"] > 0
+    # the Lanczos run: a few products (the eigenvalue and the solve share them), each counted
+    assert 2 <= by["large"]["products"] <= 30
+    assert f"{by['large']['products']} operator products" in out
     assert "| closed | 200 x 30 |" in out and "PyIFS 0.0.3" in out
     assert "| time ours / theirs | target | met |" in out
     for r in rows:  # every ratio is ours / theirs
