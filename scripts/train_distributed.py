@@ -150,8 +150,8 @@ def train(args: argparse.Namespace) -> tuple[dict, nn.Module]:
                                for c in evaluate(module, eval_loaders[k], device)],
                               dtype=torch.float64)
         t_eval = time.perf_counter() - t0
-        all_reduce_sum(stats)
-        all_reduce_sum(counts)
+        # summed over ranks on the device (nccl reduces CUDA tensors only)
+        stats, counts = (all_reduce_sum(t.to(device)).cpu() for t in (stats, counts))
         row = {"epoch": epoch, "loss": float(stats[0] / stats[1].clamp(min=1)),
                "train_acc": accuracy(int(stats[2]), int(stats[1])),
                "val_acc": accuracy(int(counts[0]), int(counts[1])),
