@@ -10,8 +10,9 @@ script walks that axis on both tasks and prints a table for each:
 - feature ranking on breast_cancer, digits and a planted-feature set (``InfFS`` with 1, 2, 5
   and infinitely many hops, dense and kNN-sparsified; the label-aware ``InfFS(variant=
   "relevance", hops="cv")``, class relevance times non-redundancy on the kNN feature graph with
-  the hop count chosen by inner cross-validation on each training fold, and the same graph at
-  1 and infinitely many hops; against ANOVA F and random), via ``feature_ranking.run``.
+  the hop count chosen by inner cross-validation on each training fold, ``inffs-rel-affcv``
+  with the graph's form chosen too, and the product graph at 1 and infinitely many hops;
+  against ANOVA F and random), via ``feature_ranking.run``.
 
 The default run needs no files and takes under 3 minutes on 2 CPU cores. ``--full`` runs the
 real datasets (Planetoid, WebKB, the 22 feature-selection sets) and needs a data root
@@ -41,7 +42,8 @@ NODE_MODELS = ("GCN", "AffinityAttention", "AffinityDiffusionCR")
 NODE_HOPS = (1, 2, 4, 8, math.inf)
 FEATURE_DATASETS = ("breast_cancer", "digits", "planted")
 FEATURE_SELECTORS = ("inffs-h1", "inffs-h2", "inffs-h5", "inffs-hinf", "inffs-knn-hinf",
-                     "inffs-rel-h1", "inffs-rel-hinf", "inffs-rel-cv", "anova", "random")
+                     "inffs-rel-h1", "inffs-rel-hinf", "inffs-rel-cv", "inffs-rel-affcv",
+                     "anova", "random")
 FEATURE_KS = (5, 10, 20)
 
 FULL_NODE_DATASETS = node_classification.PLANETOID + node_classification.WEBKB + NODE_DATASETS

@@ -62,7 +62,7 @@ def test_feature_selectors_include_the_label_aware_variant():
     for selectors in (compare_hops.FEATURE_SELECTORS, compare_hops.FULL_FEATURE_SELECTORS):
         names = feature_ranking.expand_selectors(selectors)
         assert "inffs-rel-cv" in names and "anova" in names
-    assert {"inffs-rel-h1", "inffs-rel-hinf", "inffs-rel-cv"} <= set(
+    assert {"inffs-rel-h1", "inffs-rel-hinf", "inffs-rel-cv", "inffs-rel-affcv"} <= set(
         compare_hops.FEATURE_SELECTORS)
 
 
