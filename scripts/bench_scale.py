@@ -1,4 +1,4 @@
-"""Benchmark: K-hop diffusion on a generated power-law graph past what PyG's full-batch layers hold.
+"""Benchmark: K-hop diffusion on a power-law graph past what PyG's full-batch layers hold.
 
 One run generates an undirected graph with power-law degrees (Chung-Lu, exponent ``--gamma``;
 every undirected edge stored in both directions, so ``--edges`` counts directed edges; no
