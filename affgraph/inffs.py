@@ -379,7 +379,7 @@ class FeatureAffinity:
             if q is None:  # past the budget: recomputed
                 torch.mm(self._Zt[i0:i1], self._Zg[:, j0:j1], out=T)
                 return T.abs_(), False
-            return T.copy_(q), self._quantise
+            return (T.copy_(q), True) if self._quantise else (q, False)
         torch.mm(self._Zt[i0:i1], self._Zg[:, j0:j1], out=T)
         T.abs_()
         nbytes = T.numel() * self._store_dtype.itemsize
@@ -389,8 +389,9 @@ class FeatureAffinity:
         self._store_left -= nbytes
         if self._quantise:
             T.clamp_(max=1.0).mul_(self._QSCALE).round_()  # exact integers in float32
-        self._stored.append(T.to(self._store_dtype, copy=True))
-        return T, self._quantise
+        q = T.to(self._store_dtype, copy=True)
+        self._stored.append(q)
+        return (T, True) if self._quantise else (q, False)  # (the layout of later products)
 
     def _abs_matvec(self, v: Tensor) -> Tensor:
         r""":math:`|Z^\top Z|\, v` over this rank's tiles, summed over the ranks."""
