@@ -43,6 +43,16 @@ class AffinityDiffusion(torch.nn.Module):
     weights, so an edge survives :math:`k` hops with probability :math:`(1-p)^k` and the kept
     weights grow as :math:`(1-p)^{-k}`; pytorch_geometric issue #10783.)
 
+    Mini-batches: on a ``torch_geometric.loader.NeighborLoader`` batch (the ``batch_size``
+    seed nodes first) with every neighbour sampled to depth :math:`K`
+    (``num_neighbors=[-1] * K``), the seeds' outputs equal the full-graph outputs when the
+    weights are those of the full graph: for the symmetric normalisation compute
+    ``gcn_norm(edge_index, None, N, add_self_loops=True)`` once on the full graph, give the
+    loader the edges with ``edge_weight`` and build the layer with ``normalize=False,
+    add_self_loops=False``. Normalising on the sampled subgraph reads wrong degrees for its
+    outermost nodes (the source degree enters every weight), so the seeds' outputs differ.
+    ``K=math.inf`` solves on whatever graph it is given.
+
     Args:
         K (int or float): the number of hops :math:`K \ge 0`, or ``math.inf``. (default: ``10``)
         alpha (float, optional): PPR teleport probability, ``coeffs="ppr"`` only.
