@@ -597,13 +597,15 @@ def dedupe_rows(rows: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-def score_table(rows: list[dict], selectors: Sequence[str], k: int
-                ) -> tuple[list[str], list[str], np.ndarray]:
+def score_table(rows: list[dict], selectors: Sequence[str], k: int, *,
+                require: str | None = None) -> tuple[list[str], list[str], np.ndarray]:
     """``(datasets, selectors, table)``: the mean accuracy over seeds and folds of each
     selector (columns) on each dataset with more than ``k`` features (rows), for the
-    selectors among ``selectors`` with results on every such dataset."""
+    selectors among ``selectors`` with results on every such dataset; with ``require``, only
+    the datasets where that selector has results count."""
     acc = _group(rows, ("dataset", "k", "selector"), "accuracy")
-    dsets = _ordered([r["dataset"] for r in rows if r["k"] == k and r["n_features"] > k])
+    dsets = _ordered([r["dataset"] for r in rows if r["k"] == k and r["n_features"] > k
+                      and (require is None or (r["dataset"], k, require) in acc)])
     have = [s for s in selectors if dsets and all((d, k, s) in acc for d in dsets)]
     table = np.array([[np.mean(acc[(d, k, s)]) for s in have] for d in dsets])
     return dsets, have, table.reshape(len(dsets), len(have))
@@ -611,7 +613,8 @@ def score_table(rows: list[dict], selectors: Sequence[str], k: int
 
 def family_stats(rows: list[dict], fam: str, k: int, alpha: float = 0.05) -> dict | None:
     """The statistics of one family at one k over the datasets with more than k features
-    where all its selectors ran (:func:`score_table`): average ranks, the Friedman test, the
+    where its headline ran (:func:`score_table`; the selectors that ran on all of them):
+    average ranks, the Friedman test, the
     Nemenyi CD, and Wilcoxon signed-rank tests of the headline (:data:`HEADLINE`, else the
     best-ranked Inf-FS selector) against :data:`PLANNED_RIVALS` (Holm over those pairs) and
     against the second-ranked selector (Holm over all pairs of the family). ``None`` when
@@ -619,7 +622,8 @@ def family_stats(rows: list[dict], fam: str, k: int, alpha: float = 0.05) -> dic
     from _stats import average_ranks as avg_ranks, friedman, nemenyi_cd, wilcoxon_holm
 
     sels = [s for s in _ordered([r["selector"] for r in rows]) if family(s) in (fam, "both")]
-    dsets, have, table = score_table(rows, sels, k)
+    dsets, have, table = score_table(rows, sels, k,
+                                     require=HEADLINE[fam] if HEADLINE[fam] in sels else None)
     missing = [s for s in sels if s not in have]
     if len(have) < 3 or len(dsets) < 2:
         return None

@@ -265,7 +265,10 @@ def test_family_stats_against_scipy():
     rows = [dict(dataset=f"d{i}", selector=s, seed=seed, fold=0, k=10, k_eff=10,
                  n_features=100, accuracy=float(rng.random()), precision=None, fit_s=0.0)
             for i in range(8) for s in sels for seed in range(2)]
+    # a set where the headline did not run is left out, not the headline
+    rows += [dict(rows[0], dataset="no-headline", selector=s) for s in sels[:3]]
     st = fr.family_stats(rows, "supervised", 10)
+    assert st["datasets"] == [f"d{i}" for i in range(8)]
     assert st["selectors"] == ["anova", "mrmr", "mi", "inffs-rel-cv", "random"]
     means = np.array([[np.mean([r["accuracy"] for r in rows if r["dataset"] == f"d{i}"
                                 and r["selector"] == s]) for s in st["selectors"]]
