@@ -216,7 +216,7 @@ class FeatureAffinity:
     otherwise :math:`8nm` for :math:`Z` (12 bytes :math:`\cdot\,nm` with its
     ``gemm_dtype`` copies), one tile, and the stored tiles, at most ``store_bytes``
     (:math:`n(n + t)` bytes in 16 bits: 10.1 GB at :math:`n = 100{,}000`). 300,000
-    features :math:`\times` 200 samples recompute most tiles in about 1 GB besides the
+    features :math:`\times` 200 samples recompute most tiles in about 2 GB besides the
     budget, where the dense matrix would need 720 GB.
 
     Under ``torch.distributed`` (an initialised default process group) each rank takes every
