@@ -644,9 +644,12 @@ def inffs_scores(X: ArrayLike, y: Optional[ArrayLike] = None, *,
 
     Memory and time: affinities with the :math:`|c_{ij}|` term (``paper``, ``u2020``
     unsupervised) are built once in float64 up to ``max_dense_bytes`` (default 1 GiB, i.e.
-    :math:`n \le 11585`; :math:`8n^2` bytes, :math:`O(n^2 m)` time); beyond, they are
-    recomputed in float32 tiles at each of the few Lanczos steps, in :math:`O(nm)` memory (see
-    :class:`FeatureAffinity`). The other affinities (signed correlation, rank-one and max
+    :math:`n \le 11585`; :math:`8n^2` bytes, :math:`O(n^2 m)` time); beyond, the
+    :math:`|c_{ij}|` tiles formed by the first product are kept for the later ones while they
+    fit in half the physical memory (at most 16 GiB; float32 when all fit, else 16-bit fixed
+    point with :math:`|c_{ij}|` error :math:`\le 7.6 \cdot 10^{-6}`) and the rest recomputed
+    at each product (see :class:`FeatureAffinity`); under ``torch.distributed`` the tiles are
+    split across the ranks and every rank gets the same scores. The other affinities (signed correlation, rank-one and max
     terms) are applied in :math:`O(nm + n \log n)` per product without any :math:`n^2` memory.
     The solve stops at relative residual ``tol``.
 
