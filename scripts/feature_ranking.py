@@ -439,7 +439,9 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     warnings.simplefilter("ignore", UserWarning)
-                    order = np.asarray(ranker(Xtr, ytr))
+                    # a copy: some rivals (scikit-feature's lap_score, MCFS) write into X,
+                    # which would corrupt the SVM data of this and every later selector
+                    order = np.asarray(ranker(Xtr.copy(), ytr.copy()))
             except Exception as err:  # keep the long run going; say what failed
                 failed[sname] = f"{type(err).__name__}: {err}"
                 continue

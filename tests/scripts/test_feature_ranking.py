@@ -149,6 +149,31 @@ def test_rankers_see_the_training_fold_only(monkeypatch):
             np.testing.assert_array_equal(ys, y[tr])
 
 
+def test_a_ranker_writing_into_X_corrupts_no_row(monkeypatch):
+    # scikit-feature's lap_score and MCFS write into the X they are given; a ranker that
+    # zeroes its input must change neither its own nor a later selector's accuracy
+    real_ranker = fr.make_ranker
+
+    def vandal(name, seed, knn=10, k_max=200):
+        rank = real_ranker("anova" if name == "random" else name, seed, knn, k_max)
+
+        def wrapped(Xtr, ytr):
+            order = rank(Xtr, ytr)
+            Xtr[:] = 0.0
+            ytr[:] = 0
+            return order
+        return wrapped
+
+    alone, _ = fr._run_job("wine", 0, 0, ["relieff"], [5], 4, None, 10)
+    monkeypatch.setattr(fr, "make_ranker", vandal)
+    rows, failed = fr._run_job("wine", 0, 0, ["random", "relieff"], [5], 4, None, 10)
+    acc = {r["selector"]: r["accuracy"] for r in rows}
+    assert not failed
+    assert acc["relieff"] == alone[0]["accuracy"]
+    ref, _ = fr._run_job("wine", 0, 0, ["anova"], [5], 4, None, 10)  # "random" ran anova
+    assert acc["random"] == ref[0]["accuracy"] > 0.8
+
+
 def test_inffs_selects_the_top_scores():
     # the ranker's first k features are the k largest Inf-FS scores (higher = selected first)
     X, y = load_embedded("breast_cancer")
