@@ -53,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import resolve_device, set_seed  # noqa: E402
 from node_classification import load_graph  # noqa: E402
 from train_minibatch import (  # noqa: E402
-    DTYPES, accuracy, add_training_args, build_model, check_fanouts, evaluate, make_loader,
+    DTYPES, accuracy, add_training_args, build_model, check_run_args, evaluate, make_loader,
     parse_with_quick, prepare_graph, seed_logits,
 )
 
-from affgraph._checks import check_choice, check_dropout, check_nonnegative_int  # noqa: E402
+from affgraph._checks import check_choice, check_nonnegative_int  # noqa: E402
 from affgraph._checks import check_positive_int  # noqa: E402
 from affgraph._dist import all_reduce_sum, my_blocks, rank_world  # noqa: E402
 
@@ -93,14 +93,8 @@ def train(args: argparse.Namespace) -> tuple[dict, nn.Module]:
     world size); the summary (the same on every rank) and the trained module."""
     rank, world = rank_world()
     device = _device(args.device)
-    if args.threads != 0:
-        check_positive_int("threads", args.threads)
-        torch.set_num_threads(args.threads)
-    fan = check_fanouts(args.num_neighbors or [10] * args.hops, args.hops)
-    eval_fan = check_fanouts([args.eval_neighbors] * args.hops, args.hops)
-    check_positive_int("epochs", args.epochs)
+    fan, eval_fan = check_run_args(args)
     check_nonnegative_int("steps", args.steps)
-    check_dropout("dropout", args.dropout)
     check_choice("optimizer", args.optimizer, OPTIMIZERS)
     dtype = DTYPES[args.dtype]
     set_seed(args.seed)

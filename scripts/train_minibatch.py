@@ -156,9 +156,9 @@ def accuracy(correct: int, total: int) -> float:
     return correct / total if total else 0.0
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Train and evaluate as ``args`` says; the summary and one row per epoch."""
-    device = resolve_device(args.device)
+def check_run_args(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """Check the options both training scripts share, set the thread count, and return the
+    training and evaluation fan-outs (``num_neighbors``: 10 per hop unless given)."""
     if args.threads != 0:
         check_positive_int("threads", args.threads)
         torch.set_num_threads(args.threads)
@@ -166,6 +166,13 @@ def run(args: argparse.Namespace) -> dict:
     eval_fan = check_fanouts([args.eval_neighbors] * args.hops, args.hops)
     check_positive_int("epochs", args.epochs)
     check_dropout("dropout", args.dropout)
+    return fan, eval_fan
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train and evaluate as ``args`` says; the summary and one row per epoch."""
+    device = resolve_device(args.device)
+    fan, eval_fan = check_run_args(args)
     set_seed(args.seed)
     raw = load_graph(args.dataset, args.data_root, csbm_nodes=args.csbm_nodes, seed=args.seed)
     data = prepare_graph(raw, args.model, DTYPES[args.dtype])
