@@ -53,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import resolve_device, set_seed  # noqa: E402
 from node_classification import load_graph  # noqa: E402
 from train_minibatch import (  # noqa: E402
-    DTYPES, accuracy, add_training_args, build_model, check_run_args, evaluate, make_loader,
-    parse_with_quick, prepare_graph, seed_logits,
+    DTYPES, accuracy, add_training_args, build_model, check_run_args, evaluate, format_summary,
+    make_loader, parse_with_quick, prepare_graph, seed_logits,
 )
 
 from affgraph._checks import check_choice, check_nonnegative_int  # noqa: E402
@@ -247,16 +247,6 @@ def _without_spawn(argv: Sequence[str]) -> list[str]:
         elif not a.startswith("--spawn="):
             out.append(a)
     return out
-
-
-def format_summary(s: dict) -> str:
-    fan = " ".join(map(str, s["num_neighbors"]))
-    return (f"{s['dataset']} ({s['nodes']} nodes, {s['edges']} edges), {s['model']} "
-            f"K={s['hops']}, {s['world_size']} rank(s) x batch {s['batch_size']}, num_neighbors "
-            f"{fan}, seed {s['seed']}: test accuracy {100 * s['test_acc']:.1f}% at best "
-            f"validation epoch {s['best_epoch']}/{s['epochs']} (val {100 * s['val_acc']:.1f}%); "
-            f"{s['train_s_per_epoch']:.2f} s train + {s['eval_s_per_epoch']:.2f} s eval per "
-            f"epoch, {s['threads']} thread(s) per rank, {s['device']}")
 
 
 def main(argv: Sequence[str] | None = None) -> dict | None:

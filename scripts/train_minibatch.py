@@ -273,13 +273,16 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 
 def format_summary(s: dict) -> str:
+    """One line of a run's summary (with ``world_size``, a data-parallel run's: per rank)."""
     fan = " ".join(map(str, s["num_neighbors"]))
+    ranks = f"{s['world_size']} rank(s) x " if "world_size" in s else ""
+    per = " per rank" if "world_size" in s else ""
     return (f"{s['dataset']} ({s['nodes']} nodes, {s['edges']} edges), {s['model']} K={s['hops']}, "
-            f"num_neighbors {fan}, batch {s['batch_size']}, seed {s['seed']}: "
+            f"num_neighbors {fan}, {ranks}batch {s['batch_size']}, seed {s['seed']}: "
             f"test accuracy {100 * s['test_acc']:.1f}% at best validation epoch "
             f"{s['best_epoch']}/{s['epochs']} (val {100 * s['val_acc']:.1f}%); "
             f"{s['train_s_per_epoch']:.2f} s train + {s['eval_s_per_epoch']:.2f} s eval "
-            f"per epoch, {s['threads']} threads, {s['device']}")
+            f"per epoch, {s['threads']} thread(s){per}, {s['device']}")
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
