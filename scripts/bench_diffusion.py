@@ -25,7 +25,7 @@ for ``ppr_inf``, which has no target, and for ``large`` its peak resident memory
 24 GB budget, at most 1.0.
 
     python scripts/bench_diffusion.py --quick                # small sizes, seconds
-    python scripts/bench_diffusion.py --json bench.json      # the issue's sizes (~10 min on 2 cores)
+    python scripts/bench_diffusion.py --json bench.json      # the full sizes (~10 min on 2 cores)
     python scripts/bench_diffusion.py --cases appnp ppr_inf --data-root /path/to/data
 """
 from __future__ import annotations

@@ -202,7 +202,7 @@ def make_ranker(name: str, seed: int, knn: int = 10, k_max: int = max(KS)) -> Ra
         return inffs_rel
     m = _INFFS_RE.match(name)
     if m:
-        from affgraph.selection import InfFS  # the diffusion engineer's selector
+        from affgraph.selection import InfFS
 
         hops = math.inf if m["hops"] == "inf" else int(m["hops"])
         sup = bool(m["sup"])
