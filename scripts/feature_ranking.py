@@ -28,7 +28,8 @@ the Friedman test, the Nemenyi critical difference, Wilcoxon-Holm tests of the h
 ``--workers N`` runs the (dataset, seed, fold) jobs in N processes of one thread each, with the
 serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together (a row
 repeated in a later file replaces the earlier one, so a re-run chunk can be merged);
-``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
+``--time-limit S`` stops a rival whose fit on one fold runs past S seconds and leaves it out
+on that dataset, with the time in a "Did not run" table; ``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
 the 1-hop and infinite-hop rankings agree (why the hops change so little on the dense graph).
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
@@ -36,6 +37,7 @@ the 1-hop and infinite-hop rankings agree (why the hops change so little on the 
     python scripts/feature_ranking.py --datasets breast_cancer planted --selectors baselines inffs
     python scripts/feature_ranking.py --selectors supervised unsupervised --seeds 3 --workers 2
     python scripts/feature_ranking.py --seeds 10 --workers 16 --json r.json --no-progress
+    python scripts/feature_ranking.py --selectors ndfs udfs --seeds 3 --time-limit 60 --json n.json
     python scripts/feature_ranking.py --load r_a.json r_b.json            # merge saved runs
     python scripts/feature_ranking.py --diagnose --datasets lung_small planted
 """
@@ -44,11 +46,14 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import signal
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, MutableMapping, Sequence
 
 import numpy as np
 import torch
@@ -405,11 +410,43 @@ def auto_choice(orders: dict[str, np.ndarray], X: np.ndarray, k: int, *, sketch:
     return best
 
 
+class SelectorTimeout(Exception):
+    """A selector's fit ran past the time limit of :func:`run`."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`SelectorTimeout` in the body once ``seconds`` of wall time have passed
+    (``SIGALRM``; in the main thread of a Unix process, as the ``--workers`` processes run
+    their jobs). The signal is handled between Python bytecodes, so a single long BLAS call
+    finishes first. ``None``, or a thread or platform without the signal: no limit."""
+    if (seconds is None or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise SelectorTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Sequence[int],
              n_folds: int, root: str | None, knn: int,
-             tick: Callable[[str], None] | None = None) -> tuple[list[dict], dict[str, str]]:
+             tick: Callable[[str], None] | None = None, *, limit_s: float | None = None,
+             slow: MutableMapping[tuple[str, str], str] | None = None,
+             ) -> tuple[list[dict], dict[str, str]]:
     """One (dataset, seed, fold) job of :func:`run`: its rows, and ``{selector: error}`` for
-    the selectors that raised."""
+    the selectors that raised. With ``limit_s``, a rival's fit (the rankers of
+    :func:`make_ranker`; the Inf-FS orders are not limited) that runs past it is stopped and
+    recorded in ``slow`` (shared by the jobs of a run), and the later jobs of the dataset skip
+    that selector."""
     X, y, informative, splits = _fold_data(dname, seed, n_folds, root)
     tr, te = splits[fold]
     Xtr, ytr = X[tr], y[tr]  # the selectors see the training fold only
@@ -433,15 +470,24 @@ def _run_job(dname: str, seed: int, fold: int, selectors: Sequence[str], ks: Seq
         elif sname in pre_orders:
             order, fit_s = pre_orders[sname], pre_fit[sname]
         else:
+            if slow is not None and (dname, sname) in slow:
+                failed[sname] = slow[(dname, sname)]
+                continue
             ranker = make_ranker(sname, seed * 1000 + fold, knn, max(ks))
             t0 = time.perf_counter()
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), time_limit(limit_s):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     warnings.simplefilter("ignore", UserWarning)
                     # a copy: some rivals (scikit-feature's lap_score, MCFS) write into X,
                     # which would corrupt the SVM data of this and every later selector
                     order = np.asarray(ranker(Xtr.copy(), ytr.copy()))
+            except SelectorTimeout:
+                failed[sname] = (f"too slow: stopped after {time.perf_counter() - t0:.0f} s "
+                                 f"(limit {limit_s:g} s) on seed {seed} fold {fold}")
+                if slow is not None:
+                    slow[(dname, sname)] = failed[sname]
+                continue
             except Exception as err:  # keep the long run going; say what failed
                 failed[sname] = f"{type(err).__name__}: {err}"
                 continue
@@ -479,14 +525,18 @@ def _job_cost(dname: str, root: str | None) -> float:
 def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] = KS,
         seeds: int | Sequence[int] = 1, n_folds: int = 5, root: str | None = None,
         knn: int = 10, progress: bool = True, workers: int = 1,
-        on_dataset_done: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        on_dataset_done: Callable[[list[dict]], None] | None = None,
+        limit_s: float | None = None) -> list[dict]:
     """Run the protocol; one row per (dataset, selector, seed, fold, k).
 
     Row keys: ``dataset, selector, seed, fold, k, k_eff, n_features, accuracy, precision``
     (planted sets only, else ``None``), ``fit_s`` (the selector's fit time on the fold; the
     Inf-FS selectors of one graph share one affinity build, see :func:`inffs_orders`).
-    A selector that raises on a dataset is reported on stderr and gives no rows there (for
-    any seed or fold). Each selector ranks the features of the training fold only.
+    A selector that raises on a dataset, or whose fit on one fold runs past ``limit_s``
+    seconds (the rivals only; see :func:`time_limit`), is reported on stderr and gives no
+    result rows there (for any seed or fold), but one row ``{dataset, selector, error}``
+    at the end saying why (:func:`split_errors` separates them). Each selector ranks the
+    features of the training fold only.
 
     ``workers > 1`` runs the (dataset, seed, fold) jobs in a pool of that many fresh
     (spawned) processes, one torch / BLAS thread each, the largest datasets first; the rows
@@ -501,6 +551,8 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
         raise ValueError(f"ks must be positive ints, got {list(ks)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if limit_s is not None and (isinstance(limit_s, bool) or not limit_s > 0):
+        raise ValueError(f"limit_s must be a positive number of seconds, got {limit_s!r}")
     jobs = [(d, s, f) for d in datasets for s in seed_list for f in range(n_folds)]
     per_job = len(selectors)
     bar = tqdm(total=len(jobs) * per_job, disable=not progress, desc="feature ranking",
@@ -509,8 +561,10 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
     failed: dict[tuple[str, str], str] = {}
 
     def collect() -> list[dict]:
-        return [r for job in jobs if job in done for r in done[job]
+        rows = [r for job in jobs if job in done for r in done[job]
                 if (r["dataset"], r["selector"]) not in failed]
+        return rows + [dict(dataset=d, selector=sname, error=msg)
+                       for (d, sname), msg in failed.items()]
 
     def finish(job: tuple[str, int, int], rows: list[dict], errors: dict[str, str]) -> None:
         done[job] = rows
@@ -530,22 +584,43 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
             skip = [s for s in selectors if (job[0], s) in failed]
             todo = [s for s in selectors if s not in skip]
             bar.update(len(skip))
-            finish(job, *_run_job(*job, todo, ks, n_folds, root, knn, tick))
+            finish(job, *_run_job(*job, todo, ks, n_folds, root, knn, tick, limit_s=limit_s))
     else:
+        import multiprocessing
         from concurrent.futures import as_completed
 
         cost = {d: _job_cost(d, root) for d in datasets}
         order = sorted(jobs, key=lambda j: -cost[j[0]])  # stable: a dataset's folds together
+        manager = multiprocessing.get_context("spawn").Manager() if limit_s else None
+        slow = manager.dict() if manager is not None else None  # seen by every worker
         with single_thread_pool(workers) as pool:
             futures = {pool.submit(_run_job, *job, list(selectors), list(ks), n_folds,
-                                   root, knn): job for job in order}
+                                   root, knn, limit_s=limit_s, slow=slow): job
+                       for job in order}
             for fut in as_completed(futures):
                 job = futures[fut]
                 finish(job, *fut.result())
                 bar.set_postfix_str(f"{job[0]} seed {job[1]} fold {job[2]}")
                 bar.update(per_job)
+        if manager is not None:
+            manager.shutdown()
     bar.close()
     return collect()
+
+
+def split_errors(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """``(result rows, error rows)``: the rows with an ``error`` (a selector that raised or
+    ran past the time limit on a dataset, :func:`run`) apart from the others."""
+    return ([r for r in rows if "error" not in r], [r for r in rows if "error" in r])
+
+
+def format_errors(errors: list[dict]) -> str:
+    """A markdown table of the selectors that did not run on a dataset, and why."""
+    if not errors:
+        return ""
+    seen = {(e["dataset"], e["selector"]): e["error"] for e in errors}
+    return ("### Did not run\n\n" + markdown_table(
+        ["dataset", "selector", "why"], [[d, f"`{s}`", msg] for (d, s), msg in seen.items()]))
 
 
 # ---- tables and plots --------------------------------------------------------------------
@@ -986,6 +1061,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="processes running (dataset, seed, fold) jobs in parallel, one thread each "
                         "(default: 1, in this process)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="stop a rival's fit that runs past S seconds on a fold and leave "
+                        "that selector out on that dataset, with the reason in the tables "
+                        "(default: no limit)")
     p.add_argument("--diagnose", action="store_true",
                    help="print, per dataset (all samples), why Inf-FS hops change little: the "
                         "spectral gap of the dense and kNN feature graphs and the agreement of "
@@ -1000,8 +1079,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
     if args.load:
-        rows = dedupe_rows(load_rows(args.load))
+        rows, errors = split_errors(load_rows(args.load))
+        rows = dedupe_rows(rows)
         print(format_tables(rows))
+        print(format_errors(errors))
         if not args.no_plot and rows:
             for path in plot(rows, args.out) + cd_plots(rows, args.out):
                 print(f"plot: {path}")
@@ -1028,9 +1109,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         return []
     rows = run(datasets, selectors, ks=args.ks, seeds=seeds, n_folds=args.folds,
                root=args.data_root, knn=args.knn, progress=not args.no_progress,
-               workers=args.workers, on_dataset_done=checkpoint if args.json else None)
-    print(format_tables(rows))
+               workers=args.workers, on_dataset_done=checkpoint if args.json else None,
+               limit_s=args.time_limit)
     write_rows(rows, csv_path=args.csv, json_path=args.json)
+    rows, errors = split_errors(rows)
+    print(format_tables(rows))
+    print(format_errors(errors))
     if not args.no_plot and rows:
         for path in plot(rows, args.out) + cd_plots(rows, args.out):
             print(f"plot: {path}")

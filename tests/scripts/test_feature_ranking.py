@@ -392,3 +392,61 @@ def test_label_aware_inffs_is_wired():
     for name in orders:
         np.testing.assert_array_equal(orders[name], fr.make_ranker(name, 0, knn=4)(X, y))
     assert fr.family("inffs-rel-cv") == "supervised"
+
+
+def test_time_limit_stops_a_python_loop():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(fr.SelectorTimeout):
+        with fr.time_limit(0.05):
+            for _ in range(500):  # 5 s if the limit failed
+                time.sleep(0.01)
+    assert time.perf_counter() - start < 1.0
+    with fr.time_limit(None):  # no limit: the body runs to its end
+        time.sleep(0.01)
+    time.sleep(0.1)  # the timer was cleared: nothing fires after the block
+
+
+def test_slow_selector_is_left_out_with_its_reason(monkeypatch):
+    import time
+    calls = Counter()
+
+    def slow_factory(seed, k_max):
+        def rank(X, y):
+            calls["slow"] += 1
+            for _ in range(500):
+                time.sleep(0.01)
+            return np.arange(X.shape[1])
+        return rank
+
+    monkeypatch.setitem(fr._EXTRA, "slowsel", slow_factory)
+    rows = fr.run(["wine"], ["anova", "slowsel"], ks=[5], n_folds=3, progress=False,
+                  limit_s=0.1)
+    results, errors = fr.split_errors(rows)
+    assert {r["selector"] for r in results} == {"anova"} and len(results) == 3
+    assert len(errors) == 1 and errors[0]["selector"] == "slowsel"
+    assert errors[0]["error"].startswith("too slow: stopped after 0 s (limit 0.1 s) on seed 0")
+    assert calls["slow"] == 1  # the later folds skipped it
+    assert "| wine | `slowsel` | too slow" in fr.format_errors(errors)
+    # a job that finds the selector in the shared registry skips it without calling it
+    slow = {("wine", "slowsel"): "too slow: seen before"}
+    rows, failed = fr._run_job("wine", 0, 1, ["slowsel"], [5], 3, None, 10, slow=slow)
+    assert rows == [] and failed == {"slowsel": "too slow: seen before"} and calls["slow"] == 1
+    with pytest.raises(ValueError, match="limit_s"):
+        fr.run(["wine"], ["anova"], ks=[5], progress=False, limit_s=0)
+
+
+def test_time_limit_is_shared_by_the_worker_processes(tmp_path, capsys):
+    # mutual information on wine takes far more than 0.1 ms: stopped on its first fold, and
+    # the worker processes share that through the run's registry; the Inf-FS orders are
+    # not limited
+    rows = fr.main(["--datasets", "wine", "--selectors", "inffs-h1", "mi", "--k", "5",
+                    "--folds", "3", "--workers", "2", "--time-limit", "0.0001",
+                    "--no-progress", "--no-plot", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert {r["selector"] for r in rows} == {"inffs-h1"} and len(rows) == 3
+    assert "### Did not run" in out and "| wine | `mi` | too slow" in out
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert [r["selector"] for r in saved if "error" in r] == ["mi"]
+    fr.main(["--load", str(tmp_path / "r.json"), "--no-plot"])
+    assert "| wine | `mi` | too slow" in capsys.readouterr().out
