@@ -29,8 +29,9 @@ the Friedman test, the Nemenyi critical difference, Wilcoxon-Holm tests of the h
 serial run's rows; ``--load`` tabulates one or more saved ``--json`` files together (a row
 repeated in a later file replaces the earlier one, so a re-run chunk can be merged);
 ``--time-limit S`` stops a rival whose fit on one fold runs past S seconds and leaves it out
-on that dataset, with the time in a "Did not run" table; ``--diagnose`` prints, per dataset, the spectral gap of the Inf-FS feature graphs and how far
-the 1-hop and infinite-hop rankings agree (why the hops change so little on the dense graph).
+on that dataset, with the time in a "Did not run" table; ``--diagnose`` prints, per dataset,
+the spectral gap of the Inf-FS feature graphs and how far the 1-hop and infinite-hop rankings
+agree (why the hops change so little on the dense graph).
 
     python scripts/feature_ranking.py --quick                              # tiny smoke run
     python scripts/feature_ranking.py --data-root /path/to/data           # 22 .mat + embedded
