@@ -103,7 +103,8 @@ class AffinityAttention(MessagePassing):
         t (float, optional): heat-kernel time, ``heat`` only. (default: ``1.0``)
         window (int, optional): sliding-window half-width for ``edge_index=None``.
         learn_coeffs (bool): make the ``[K + 1]`` coefficients a parameter initialised from
-            ``coeffs`` (GPR-style; finite ``hops`` only). (default: :obj:`False`)
+            ``coeffs`` and free to take any sign (GPR-GNN style; finite ``hops`` only).
+            (default: :obj:`False`)
         key_channels (int, optional): size :math:`d` of each head's queries and keys, the
             space the affinity is computed in; must be ``out_channels`` with ``edge_dim``.
             (default: ``out_channels``, as in ``TransformerConv``)
@@ -175,6 +176,7 @@ class AffinityAttention(MessagePassing):
         self.edge_dim = edge_dim
         self.hops, self.window, self.tol, self.max_iter = hops, window, tol, max_iter
         self.options = options  # the family parameter with its default, e.g. {"alpha": 0.1}
+        self.learn_coeffs = learn_coeffs
         self.coeffs: Union[str, Tensor]
         if learn_coeffs or isinstance(coeffs, Tensor):
             from affgraph.diffusion import coefficients
@@ -347,5 +349,6 @@ class AffinityAttention(MessagePassing):
             hops = "inf" if self.hops == math.inf else self.hops
             kind = self.coeffs if isinstance(self.coeffs, str) else "tensor"
             extra = f", hops={hops}, coeffs={kind!r}"
+        extra += ", learn_coeffs=True" if self.learn_coeffs else ""
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads}{extra})")

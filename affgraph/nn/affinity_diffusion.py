@@ -1,8 +1,10 @@
 """AffinityDiffusion: K-hop propagation over a graph's normalised edge weights (APPNP and more)."""
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Optional, Union
+import warnings
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import Tensor
@@ -11,6 +13,23 @@ from affgraph._checks import check_solver, check_tensor
 from affgraph.affinity import NORMALIZATIONS
 from affgraph.diffusion import (DiffusionGraph, _check_dropout, _check_hops, coefficients,
                                 family_params)
+
+
+def _renamed_learnable(init: Callable[..., None]) -> Callable[..., None]:
+    """Accept the former keyword ``learnable`` of ``__init__`` as a deprecated alias of
+    ``learn_coeffs`` (a ``FutureWarning``; a ``TypeError`` when both are given)."""
+    @functools.wraps(init)
+    def wrapper(self: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        if "learnable" in kwargs:
+            if "learn_coeffs" in kwargs:
+                raise TypeError("pass learn_coeffs only: learnable is its deprecated alias, "
+                                "both were given")
+            warnings.warn("AffinityDiffusion(learnable=...) is deprecated; use learn_coeffs=... "
+                          "(the name AffinityAttention uses)", FutureWarning, stacklevel=2)
+            kwargs["learn_coeffs"] = kwargs.pop("learnable")
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class AffinityDiffusion(torch.nn.Module):
@@ -29,7 +48,7 @@ class AffinityDiffusion(torch.nn.Module):
     ``coeffs="power"`` (:math:`\theta_K = 1`) is the propagation of ``SGConv``
     (`"Simplifying Graph Convolutional Networks" <https://arxiv.org/abs/1902.07153>`_),
     ``"katz"`` :math:`\theta_k = r^k` (:math:`k \ge 1`), ``"heat"``
-    :math:`\theta_k = e^{-t} t^k / k!`, ``"uniform"``; ``learnable=True`` makes :math:`\theta`
+    :math:`\theta_k = e^{-t} t^k / k!`, ``"uniform"``; ``learn_coeffs=True`` makes :math:`\theta`
     a parameter initialised from the chosen family (GPR-GNN, `"Adaptive Universal Generalized
     PageRank Graph Neural Network" <https://arxiv.org/abs/2006.07988>`_). ``K=math.inf`` gives
     the closed forms (PPR :math:`\alpha(\mathbf{I} - (1-\alpha)\hat{\mathbf{A}})^{-1}\mathbf{X}`,
@@ -76,7 +95,9 @@ class AffinityDiffusion(torch.nn.Module):
         r (float, optional): Katz decay, absolute (``coeffs="katz"`` only).
             (default: :math:`0.9/\rho(\hat{\mathbf{A}})`)
         t (float, optional): heat-kernel time (``coeffs="heat"`` only). (default: ``1.0``)
-        learnable (bool): learn :math:`\theta` (finite ``K`` only; katz needs ``r``).
+        learn_coeffs (bool): learn :math:`\theta`, a ``[K + 1]`` parameter initialised from
+            ``coeffs`` and free to take any sign (GPR-GNN; finite ``K`` only; katz needs
+            ``r``). ``learnable`` is its deprecated alias (a ``FutureWarning``).
             (default: ``False``)
         tol (float): relative residual of the infinite-hop solve. (default: ``1e-6``)
         max_iter (int): iteration cap of the infinite-hop solve. (default: ``1000``)
@@ -91,16 +112,17 @@ class AffinityDiffusion(torch.nn.Module):
         - **output:** node features :math:`(|\mathcal{V}|, *)`
     """
 
+    @_renamed_learnable
     def __init__(self, K: Union[int, float] = 10, alpha: Optional[float] = None,
                  dropout: float = 0.0, cached: bool = False, add_self_loops: bool = True,
                  normalize: Union[bool, str] = True, *, coeffs: Union[str, Tensor] = "ppr",
-                 r: Optional[float] = None, t: Optional[float] = None, learnable: bool = False,
+                 r: Optional[float] = None, t: Optional[float] = None, learn_coeffs: bool = False,
                  tol: float = 1e-6, max_iter: int = 1000) -> None:
         super().__init__()
         _check_hops(K)
         check_solver(tol, max_iter)
         for name, flag in (("cached", cached), ("add_self_loops", add_self_loops),
-                           ("learnable", learnable)):
+                           ("learn_coeffs", learn_coeffs)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         alpha, r, t = family_params(coeffs, alpha=alpha, r=r, t=t)
@@ -115,21 +137,22 @@ class AffinityDiffusion(torch.nn.Module):
         self.K, self.alpha, self.r, self.t, self.dropout = K, alpha, r, t, dropout
         self.cached, self.add_self_loops, self.normalize = cached, add_self_loops, normalize
         self._mode = mode
-        self.learnable, self.tol, self.max_iter = learnable, tol, max_iter
+        self.learn_coeffs, self.tol, self.max_iter = learn_coeffs, tol, max_iter
         self.kind = coeffs if isinstance(coeffs, str) else "tensor"
         self._cached_graph: Optional[DiffusionGraph] = None
         if K == math.inf:
-            if learnable or isinstance(coeffs, Tensor):
-                raise ValueError("learnable or tensor coefficients need a finite number of hops")
+            if learn_coeffs or isinstance(coeffs, Tensor):
+                raise ValueError("learn_coeffs and tensor coefficients need a finite number of "
+                                 "hops")
             if coeffs in ("uniform", "power"):
                 raise ValueError(f"coeffs={coeffs!r} has no infinite-hop limit")
             self.register_buffer("theta", None)
             return
         if isinstance(coeffs, Tensor):
             coeffs = coefficients(coeffs, int(K)).detach().clone()  # checks its length
-        elif learnable and coeffs in ("katz", "inffs") and r is None:
-            raise ValueError("learnable katz coefficients need an explicit r")
-        if learnable:
+        elif learn_coeffs and coeffs in ("katz", "inffs") and r is None:
+            raise ValueError("learn_coeffs with katz coefficients needs an explicit r")
+        if learn_coeffs:
             init = self._initial_theta(coeffs)
             self.theta = torch.nn.Parameter(init.to(torch.get_default_dtype()))
             if isinstance(coeffs, Tensor):  # what reset_parameters restores
@@ -146,10 +169,17 @@ class AffinityDiffusion(torch.nn.Module):
         """Clear the cached graph and reset learnable coefficients to their initial family
         (recomputed in float64, then cast to the parameter's dtype)."""
         self._cached_graph = None
-        if self.learnable:
+        if self.learn_coeffs:
             init = self._initial_theta(self.theta_init if self.kind == "tensor" else self.kind)
             with torch.no_grad():
                 self.theta.copy_(init)
+
+    @property
+    def learnable(self) -> bool:
+        """Deprecated alias of :attr:`learn_coeffs` (a ``FutureWarning``)."""
+        warnings.warn("AffinityDiffusion.learnable is deprecated; read learn_coeffs",
+                      FutureWarning, stacklevel=2)
+        return self.learn_coeffs
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None
                 ) -> Tensor:
@@ -181,5 +211,5 @@ class AffinityDiffusion(torch.nn.Module):
             param = {"katz": "r", "inffs": "r", "heat": "t"}.get(self.kind)
             extra = f", coeffs={self.kind!r}"
             extra += f", {param}={getattr(self, param)}" if param else ""
-        extra += ", learnable=True" if self.learnable else ""
+        extra += ", learn_coeffs=True" if self.learn_coeffs else ""
         return f"{self.__class__.__name__}(K={k}{extra})"

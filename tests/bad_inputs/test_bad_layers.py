@@ -214,7 +214,7 @@ def _diffusion_cases():
         "normalize-unknown": ((3,), {"normalize": "l2"}, "normalize"),
         "coeffs-unknown": ((3,), {"coeffs": "gpr"}, "coeffs"),
         "power-inf": ((math.inf,), {"coeffs": "power"}, "coeffs"),
-        "learnable-inf": ((math.inf,), {"learnable": True}, "learnable"),
+        "learn_coeffs-inf": ((math.inf,), {"learn_coeffs": True}, "learn_coeffs"),
         "tol-zero": ((math.inf,), {"tol": 0.0}, "tol"),
         "tol-nan": ((math.inf,), {"tol": math.nan}, "tol"),
         "max_iter-zero": ((math.inf,), {"max_iter": 0}, "max_iter"),

@@ -227,6 +227,10 @@ def test_repr_and_bad_arguments():
         "AffinityAttention(6, 4, heads=1, hops=inf, coeffs='ppr')"
     assert repr(AffinityAttention(6, 4, hops=1, coeffs="ppr")) == \
         "AffinityAttention(6, 4, heads=1, hops=1, coeffs='ppr')"
+    learned = AffinityAttention(6, 4, hops=2, coeffs="ppr", learn_coeffs=True)
+    assert learned.learn_coeffs is True and AffinityAttention(6, 4).learn_coeffs is False
+    assert repr(learned) == \
+        "AffinityAttention(6, 4, heads=1, hops=2, coeffs='tensor', learn_coeffs=True)"
     for kw in (dict(hops=0), dict(hops=1.5), dict(heads=0), dict(dropout=1.0),
                dict(hops=math.inf, coeffs="ppr", learn_coeffs=True), dict(key_channels=0),
                dict(key_channels=2.0), dict(key_channels=True), dict(logit_scale=math.nan),

@@ -49,7 +49,7 @@ def test_infinite_hops_is_appnp_limit():
 
 def test_learnable_coefficients_get_gradients():
     x, ei, _ = _graph(seed=3)
-    layer = AffinityDiffusion(4, 0.3, coeffs="ppr", learnable=True).double()
+    layer = AffinityDiffusion(4, 0.3, coeffs="ppr", learn_coeffs=True).double()
     layer.reset_parameters()  # float64 coefficients exactly
     assert isinstance(layer.theta, torch.nn.Parameter)
     torch.testing.assert_close(layer(x, ei), APPNP(4, 0.3)(x, ei), rtol=1e-12, atol=1e-12)
@@ -152,7 +152,7 @@ def test_coefficient_tensors_are_buffers():
     theta = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
     layer = AffinityDiffusion(2, coeffs=theta)
     assert "theta" in dict(layer.named_buffers()) and "theta" in layer.state_dict()
-    learn = AffinityDiffusion(2, coeffs=theta, learnable=True).double()
+    learn = AffinityDiffusion(2, coeffs=theta, learn_coeffs=True).double()
     assert isinstance(learn.theta, torch.nn.Parameter)
     assert "theta_init" in dict(learn.named_buffers())
     with torch.no_grad():
@@ -168,7 +168,7 @@ def test_torch_compile_matches_eager():
     K = inf, around the iterative solve) and gives the eager output and input gradient."""
     x, ei, w = _graph(n=12, e=30, seed=9, dtype=torch.float32)
     for layer in (AffinityDiffusion(3, 0.2), AffinityDiffusion(math.inf, 0.2, tol=1e-7),
-                  AffinityDiffusion(3, coeffs="heat", learnable=True)):
+                  AffinityDiffusion(3, coeffs="heat", learn_coeffs=True)):
         xe = x.clone().requires_grad_(True)
         eager = layer(xe, ei, w)
         eager.square().sum().backward()
@@ -185,8 +185,8 @@ def test_repr_and_errors():
     assert repr(AffinityDiffusion(3, coeffs="heat")) == \
         "AffinityDiffusion(K=3, coeffs='heat', t=1.0)"
     assert repr(AffinityDiffusion(math.inf, 0.2)) == "AffinityDiffusion(K=inf, alpha=0.2)"
-    assert repr(AffinityDiffusion(2, coeffs="katz", r=0.5, learnable=True)) == \
-        "AffinityDiffusion(K=2, coeffs='katz', r=0.5, learnable=True)"
+    assert repr(AffinityDiffusion(2, coeffs="katz", r=0.5, learn_coeffs=True)) == \
+        "AffinityDiffusion(K=2, coeffs='katz', r=0.5, learn_coeffs=True)"
     assert repr(AffinityDiffusion(2, coeffs="power")) == "AffinityDiffusion(K=2, coeffs='power')"
     with pytest.raises(ValueError, match="alpha=0.2 applies to coeffs='ppr' only"):
         AffinityDiffusion(3, 0.2, coeffs="heat")
@@ -195,7 +195,7 @@ def test_repr_and_errors():
     with pytest.raises(ValueError, match="t=2.0 applies"):
         AffinityDiffusion(3, coeffs="katz", t=2.0)
     with pytest.raises(ValueError, match="finite number of hops"):
-        AffinityDiffusion(math.inf, learnable=True)
+        AffinityDiffusion(math.inf, learn_coeffs=True)
     with pytest.raises(ValueError, match="dropout > 0 needs a finite number of hops"):
         AffinityDiffusion(math.inf, 0.1, 0.5)
     with pytest.raises(ValueError, match="dropout must lie in"):
@@ -206,10 +206,42 @@ def test_repr_and_errors():
         AffinityDiffusion(coeffs="gpr")
     with pytest.raises(ValueError, match="normalize must be"):
         AffinityDiffusion(normalize="gcn")
-    with pytest.raises(ValueError, match="learnable katz"):
-        AffinityDiffusion(3, coeffs="katz", learnable=True)
+    with pytest.raises(ValueError, match="learn_coeffs with katz"):
+        AffinityDiffusion(3, coeffs="katz", learn_coeffs=True)
     with pytest.raises(ValueError, match="needs 4 entries"):
         AffinityDiffusion(3, coeffs=torch.ones(3))
     x, ei, _ = _graph()
     with pytest.raises(ValueError, match="out of range"):
         AffinityDiffusion()(x[:5], ei)
+
+
+def test_learnable_is_a_deprecated_alias_of_learn_coeffs():
+    """learnable=... still builds the same layer (a FutureWarning); both names: TypeError;
+    learn_coeffs is keyword-only, after APPNP's positional arguments."""
+    import inspect
+
+    x, ei, w = _graph(seed=10)
+    with pytest.warns(FutureWarning, match="learn_coeffs"):
+        old = AffinityDiffusion(3, 0.2, learnable=True).double()
+    new = AffinityDiffusion(3, 0.2, learn_coeffs=True).double()
+    assert old.learn_coeffs is True and isinstance(old.theta, torch.nn.Parameter)
+    old.reset_parameters()
+    new.reset_parameters()
+    torch.testing.assert_close(old.theta.detach(), new.theta.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(old(x, ei, w), APPNP(3, 0.2)(x, ei, w), rtol=1e-12, atol=1e-12)
+    with pytest.warns(FutureWarning):
+        fixed = AffinityDiffusion(3, 0.2, learnable=False)
+    assert fixed.learn_coeffs is False and not isinstance(fixed.theta, torch.nn.Parameter)
+    with pytest.warns(FutureWarning, match="learn_coeffs"):
+        assert old.learnable is True
+    with pytest.raises(TypeError, match="both"):
+        AffinityDiffusion(3, learnable=True, learn_coeffs=True)
+    with pytest.raises(TypeError, match="both"):
+        AffinityDiffusion(3, learnable=False, learn_coeffs=False)
+    with pytest.raises(TypeError, match="learn_coeffs must be a bool"):
+        AffinityDiffusion(3, learn_coeffs=1)
+    param = inspect.signature(AffinityDiffusion).parameters["learn_coeffs"]
+    assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is False
+    assert "learnable" not in inspect.signature(AffinityDiffusion).parameters
+    with pytest.raises(TypeError):
+        AffinityDiffusion(3, 0.1, 0.0, False, True, True, True)  # no 7th positional argument
