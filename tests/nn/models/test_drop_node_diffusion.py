@@ -108,3 +108,86 @@ def test_rejects_bad_rates():
         DropNodeDiffusion(5, 3, 2, dropout=-0.1)
     with pytest.raises(ValueError, match="hidden_channels"):
         DropNodeDiffusion(5, 3, 2, hidden_channels=0)
+
+
+def _manual_batch_norm(x, mean, var, weight, bias, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias, column-wise."""
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def _randomise_batch_norms(model, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    for bn in (model.bn1, model.bn2):
+        c = bn.num_features
+        with torch.no_grad():
+            bn.running_mean.copy_(torch.randn(c, generator=g, dtype=torch.double))
+            bn.running_var.copy_(torch.rand(c, generator=g, dtype=torch.double) + 0.5)
+            bn.weight.copy_(torch.randn(c, generator=g, dtype=torch.double))
+            bn.bias.copy_(torch.randn(c, generator=g, dtype=torch.double))
+
+
+def test_batch_norm_eval_is_grand_mlp_with_the_running_statistics():
+    """batch_norm=True, eval: W2 BN2(relu(BN1(sum_k theta_k A^k X) W1 + b1)) + b2 with
+    BN(x) = (x - running_mean) / sqrt(running_var + eps) * gamma + beta; dense and sparse."""
+    x, ei = _graph()
+    model = DropNodeDiffusion(5, 3, 3, hidden_channels=4, batch_norm=True).double().eval()
+    torch.nn.init.normal_(model.bias1)
+    _randomise_batch_norms(model)
+    a = 0.1
+    theta = [a, a * (1 - a), a * (1 - a) ** 2, (1 - a) ** 3]
+    a_hat = _a_hat(ei)
+    with torch.no_grad():
+        xbar = sum(t * torch.linalg.matrix_power(a_hat, k) @ x for k, t in enumerate(theta))
+        b1, b2 = model.bn1, model.bn2
+        z = _manual_batch_norm(xbar, b1.running_mean, b1.running_var, b1.weight, b1.bias)
+        h = torch.relu(z @ model.lin1.weight.T + model.bias1)
+        h = _manual_batch_norm(h, b2.running_mean, b2.running_var, b2.weight, b2.bias)
+        expected = h @ model.lin2.weight.T + model.lin2.bias
+        torch.testing.assert_close(model(x, ei), expected)
+        torch.testing.assert_close(model(x.to_sparse(), ei), expected)
+        # the normalisation is of the diffused features: BN1 before the diffusion differs
+        z_wrong = _manual_batch_norm(x, b1.running_mean, b1.running_var, b1.weight, b1.bias)
+        wrong = sum(t * torch.linalg.matrix_power(a_hat, k) @ z_wrong
+                    for k, t in enumerate(theta))
+        h = torch.relu(wrong @ model.lin1.weight.T + model.bias1)
+        h = _manual_batch_norm(h, b2.running_mean, b2.running_var, b2.weight, b2.bias)
+        assert not torch.allclose(model(x, ei), h @ model.lin2.weight.T + model.lin2.bias)
+
+
+def test_batch_norm_training_uses_the_batch_statistics_over_the_nodes():
+    """Training mode without DropNode and dropout: BN uses the mean and the biased variance
+    of each column over the N nodes, and updates the running statistics (momentum 0.1,
+    unbiased variance)."""
+    x, ei = _graph()
+    model = DropNodeDiffusion(5, 3, 2, hidden_channels=4, drop_node=0.0, input_dropout=0.0,
+                              dropout=0.0, batch_norm=True).double().train()
+    a_hat = _a_hat(ei)
+    theta = [0.1, 0.09, 0.81]
+    with torch.no_grad():
+        xbar = sum(t * torch.linalg.matrix_power(a_hat, k) @ x for k, t in enumerate(theta))
+        z = (xbar - xbar.mean(0)) / torch.sqrt(xbar.var(0, unbiased=False) + 1e-5)
+        h = torch.relu(z @ model.lin1.weight.T + model.bias1)
+        h = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + 1e-5)
+        expected = h @ model.lin2.weight.T + model.lin2.bias
+        torch.testing.assert_close(model(x, ei), expected)
+        torch.testing.assert_close(model.bn1.running_mean, 0.1 * xbar.mean(0))
+        torch.testing.assert_close(model.bn1.running_var, 0.9 + 0.1 * xbar.var(0))
+
+
+def test_batch_norm_flag_builds_and_resets_the_norms():
+    model = DropNodeDiffusion(5, 3, 2, hidden_channels=4, batch_norm=True)
+    assert model.bn1.num_features == 5 and model.bn2.num_features == 4
+    assert repr(model).endswith(", batch_norm=True)")
+    plain = DropNodeDiffusion(5, 3, 2, hidden_channels=4)
+    assert plain.bn1 is None and plain.bn2 is None and plain.batch_norm is False
+    assert "batch_norm" not in repr(plain)
+    with torch.no_grad():
+        model.bn1.weight.fill_(3.0)
+        model.bn1.running_mean.fill_(2.0)
+    model.reset_parameters()
+    assert torch.equal(model.bn1.weight, torch.ones(5))
+    assert torch.equal(model.bn1.running_mean, torch.zeros(5))
+    with pytest.raises(TypeError, match="batch_norm"):
+        DropNodeDiffusion(5, 3, 2, batch_norm=1)
+    with pytest.raises(TypeError):
+        DropNodeDiffusion(5, 3, 2, 64)  # hidden_channels and the rest are keyword-only
