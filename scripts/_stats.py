@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import friedmanchisquare, rankdata, studentized_range, wilcoxon
 
-__all__ = ["average_ranks", "cd_diagram", "friedman", "holm", "nemenyi_cd", "nemenyi_pvalues",
-           "q_alpha", "rank_table", "wilcoxon_holm"]
+__all__ = ["average_ranks", "cd_diagram", "cd_text", "friedman", "holm", "nemenyi_cd",
+           "nemenyi_groups", "nemenyi_pvalues", "q_alpha", "rank_table", "wilcoxon_holm"]
 
 # Demšar (2006), Table 5(a): critical values q_alpha of the two-tailed Nemenyi test
 # (the studentized range statistic divided by sqrt(2)), k = 2 .. 10 methods
@@ -181,3 +181,68 @@ def cd_diagram(names: Sequence[str], scores: np.ndarray, path: str | Path, *,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def nemenyi_groups(ranks: Sequence[float], cd: float) -> list[list[int]]:
+    r"""The groups of a critical-difference diagram: with the methods sorted by average rank,
+    every maximal run :math:`i..j` of consecutive methods with :math:`R_j - R_i < CD` (no two
+    of them differ significantly by Nemenyi), as lists of method indices, best first; a method
+    that differs from all others forms a group alone."""
+    R = np.asarray(ranks, dtype=np.float64)
+    if R.ndim != 1 or R.size == 0 or not np.isfinite(R).all():
+        raise ValueError(f"ranks must be a non-empty 1-D array of finite values, got {ranks!r}")
+    if not (isinstance(cd, (int, float)) and math.isfinite(cd) and cd > 0):
+        raise ValueError(f"cd must be a positive finite number, got {cd!r}")
+    order = np.argsort(R, kind="stable")
+    groups: list[list[int]] = []
+    last_end = -1
+    for i in range(order.size):
+        j = i
+        while j + 1 < order.size and R[order[j + 1]] - R[order[i]] < cd:
+            j += 1
+        if j > last_end:  # not inside the previous run
+            groups.append([int(m) for m in order[i:j + 1]])
+            last_end = j
+    return groups
+
+
+def cd_text(names: Sequence[str], scores: np.ndarray, *, alpha: float = 0.05,
+            width: int = 50) -> str:
+    """A critical-difference diagram as text (for a Markdown code block): the rank axis, the
+    Nemenyi CD as a bar to scale, and one line per method, best first, with its average rank,
+    its place on the axis (``*``) and the letters of its :func:`nemenyi_groups` (methods
+    sharing a letter do not differ significantly)."""
+    a = _check_table(scores)
+    names = list(names)
+    if len(names) != a.shape[1]:
+        raise ValueError(f"names must be {a.shape[1]} labels, got {len(names)}")
+    n, k = a.shape
+    R = average_ranks(a)
+    cd = nemenyi_cd(k, n, alpha)
+    groups = nemenyi_groups(R, cd)
+    letters = {m: "".join(chr(ord("a") + g) if g < 26 else "?" for g, grp in enumerate(groups)
+                          if m in grp) for m in range(k)}
+    scale = (width - 1) / max(k - 1, 1)
+
+    def col(rank: float) -> int:
+        return int(round((rank - 1) * scale))
+
+    pad = max(len(s) for s in names) + 8
+    axis = [" "] * width
+    ticks = [" "] * (width + 4)
+    for r in range(1, k + 1):
+        axis[col(r)] = "+"
+        label = str(r)
+        c = col(r)
+        if all(ch == " " for ch in ticks[c:c + len(label) + 1]):
+            ticks[c:c + len(label)] = label
+    lines = [" " * pad + "".join(ticks).rstrip(),
+             " " * pad + "".join(a if a == "+" else "-" for a in axis),
+             f"{'CD = %.2f' % cd:<{pad}}" + "|" + "=" * max(col(1 + cd) - 1, 0) + "|"]
+    for m in np.argsort(R, kind="stable"):
+        row = [" "] * width
+        row[col(R[m])] = "*"
+        lines.append(f"{names[m]:<{pad - 8}} {R[m]:5.2f}  " + "".join(row) + "  " + letters[m])
+    lines.append(f"(N = {n} sets, {k} methods, alpha = {alpha}; a shared letter: no "
+                 "significant difference)")
+    return "\n".join(lines)

@@ -744,7 +744,10 @@ def _sig_sentence(st: dict) -> str:
 def format_family_tables(rows: list[dict], alpha: float = 0.05) -> str:
     """Per family (supervised, unsupervised; random in both): the average ranks per k
     with the Friedman p, the Nemenyi CD and the number of sets, the headline's Wilcoxon-Holm
-    tests, and one sentence per k saying who ranks first and whether that is significant."""
+    tests, one sentence per k saying who ranks first and whether that is significant, and a
+    text critical-difference diagram per k (:func:`_stats.cd_text`)."""
+    from _stats import cd_text
+
     parts = []
     ks = sorted({r["k"] for r in rows})
     for fam in ("supervised", "unsupervised"):
@@ -787,6 +790,9 @@ def format_family_tables(rows: list[dict], alpha: float = 0.05) -> str:
                         f"features): {', '.join(f'`{m}`' for m in missing)}; see the "
                         "per-dataset tables for where they ran.")
         text.append("\n".join(f"- k={k}: {_sig_sentence(st)}" for k, st in stats.items()))
+        for k, st in stats.items():
+            text.append(f"Critical-difference diagram, {fam}, k={k}:\n\n```text\n"
+                        + cd_text(st["selectors"], st["table"], alpha=alpha) + "\n```")
         parts.append("\n\n".join(text))
     return "\n\n".join(parts)
 

@@ -279,6 +279,11 @@ def test_families_split():
     assert "| anova |" in sup_t and "| variance |" not in sup_t and "| random |" in sup_t
     assert "| variance |" in uns_t and "| anova |" not in uns_t and "| random |" in uns_t
     assert "not significant" in text or " significant" in text
+    # one text CD diagram per family and k, over the family's selectors
+    assert text.count("Critical-difference diagram") == 2
+    diagram = uns_t.split("```text\n")[1].split("```")[0]
+    assert {line.split()[0] for line in diagram.splitlines()[3:-1]} == {
+        "variance", "lapscore", "inffs-h1", "random"}
 
 
 def test_family_stats_against_scipy():

@@ -87,3 +87,34 @@ def test_bad_tables_and_the_diagram(tmp_path):
     assert path.stat().st_size > 1000
     with pytest.raises(ValueError, match="names"):
         st.cd_diagram(["a", "a", "c", "d"], _table(4, k=4), tmp_path / "x.png")
+
+
+def test_nemenyi_groups_hand_computed():
+    # sorted ranks 1.0 1.5 | 3.0 3.2 with CD 1: two groups
+    assert st.nemenyi_groups([1.0, 1.5, 3.0, 3.2], 1.0) == [[0, 1], [2, 3]]
+    # 1.0 - 1.8 < 1 and 1.8 - 2.6 < 1 but 2.6 - 1.0 >= 1: overlapping groups
+    assert st.nemenyi_groups([1.0, 1.8, 2.6], 1.0) == [[0, 1], [1, 2]]
+    # the method order follows the ranks; a method far from all others is a group alone
+    assert st.nemenyi_groups([2.0, 1.0, 9.0], 1.5) == [[1, 0], [2]]
+    # a run inside the previous one is not repeated: 1, 1.2, 1.4 within CD 0.5
+    assert st.nemenyi_groups([1.0, 1.2, 1.4], 0.5) == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="cd"):
+        st.nemenyi_groups([1.0, 2.0], 0.0)
+    with pytest.raises(ValueError, match="ranks"):
+        st.nemenyi_groups([1.0, np.nan], 1.0)
+
+
+def test_cd_text_lines_and_letters():
+    # method 0 wins every set, methods 1 and 2 split: ranks 1, 2.5, 2.5 over 10 sets
+    scores = np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0]] * 5)
+    text = st.cd_text(["best", "b", "c"], scores, width=21)
+    lines = text.splitlines()
+    cd = st.nemenyi_cd(3, 10)  # 2.343 * sqrt(12 / 60) = 1.048
+    assert f"CD = {cd:.2f}" in lines[2] and abs(cd - 1.048) < 1e-3
+    # ranks 1 and 2.5 differ by 1.5 >= CD: 'best' alone in group a, b and c share b
+    assert lines[3].split()[:2] == ["best", "1.00"] and lines[3].endswith("a")
+    assert lines[4].endswith("  b") and lines[5].endswith("  b")
+    # the star sits at (rank - 1) * (width - 1) / (k - 1) on the axis: 0 and 15
+    start = lines[1].index("+")
+    assert lines[3].index("*") - start == 0 and lines[4].index("*") - start == 15
+    assert lines[2].index("|") == start and lines[2].rindex("|") - start == round(cd * 10)
