@@ -2,12 +2,14 @@
 import affgraph
 import affgraph.nn.models as models
 from affgraph.nn.models import (  # noqa: F401
-    AffinityAttentionNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion, consistency_loss,
+    GRAND, AffinityAttentionNet, AffinityHopNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion,
+    consistency_loss,
 )
 
 
 def test_public_names():
-    assert sorted(models.__all__) == sorted(["AffinityAttentionNet", "DropNodeDiffusion",
-                                             "MLPDiffusion", "consistency_loss", "GRANDLoss"])
+    assert sorted(models.__all__) == sorted(["AffinityAttentionNet", "AffinityHopNet",
+                                             "DropNodeDiffusion", "MLPDiffusion",
+                                             "consistency_loss", "GRANDLoss", "GRAND"])
     assert all(hasattr(models, name) for name in models.__all__)
     assert affgraph.nn.models is models and "models" in affgraph.nn.__all__
