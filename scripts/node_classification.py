@@ -5,15 +5,19 @@ affgraph's models (:mod:`affgraph.nn.models`; see ``_models.py``): ``AffinityAtt
 ``AffinityAttentionRW`` (learned affinity) and ``AffinityDiffusionCR`` (fixed affinity,
 GRAND's random propagation), each for every hop count, and ``AffinityDiffusion`` (APPNP's
 network, K = 10) on the public Planetoid splits (Cora, CiteSeer, PubMed), the 10 geom-gcn
-splits of WebKB (Cornell, Texas, Wisconsin; seed ``s`` uses split ``s % 10``) and contextual
-SBM graphs (``csbm-H`` is edge homophily ``H``, a fresh graph per seed). Full-batch Adam, early
-stopping on the validation accuracy (ties broken by the validation loss); the test accuracy is
-read at the best validation epoch. Prints a Markdown table of test accuracy (mean ± std over
-seeds), writes a plot of accuracy against hops per dataset and, when asked, CSV/JSON rows (one
-per run).
+splits of WebKB (Cornell, Texas, Wisconsin; seed ``s`` uses split ``s % 10``), the heterophilous
+sets of Platonov et al. (ICLR 2023: minesweeper, tolokers, chameleon_filtered; their 10 fixed
+splits, seed ``s`` uses split ``s % 10``) and contextual SBM graphs (``csbm-H`` is edge
+homophily ``H``, a fresh graph per seed). Each dataset has one metric (:func:`dataset_metric`):
+ROC AUC of the class-1 softmax probability on the binary minesweeper and tolokers (the paper's
+metric), accuracy elsewhere. Full-batch Adam, early stopping on the validation value of that
+metric (ties broken by the validation loss); the test value is read at the best validation
+epoch. Prints a Markdown table of the test metric (mean ± std over seeds), writes a plot of it
+against hops per dataset and, when asked, CSV/JSON rows (one per run).
 
     python scripts/node_classification.py --data-root /path/to/data          # everything, 10 seeds
     python scripts/node_classification.py --datasets Cora --models GCN AffinityAttention --hops 1 4 inf
+    python scripts/node_classification.py --datasets minesweeper tolokers chameleon_filtered
     python scripts/node_classification.py --quick                               # a tiny cSBM smoke run
 """
 from __future__ import annotations
@@ -30,9 +34,12 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 from tqdm.auto import tqdm
+
+from affgraph.metrics import check_binary_target, roc_auc_unchecked
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -45,6 +52,14 @@ from _models import (  # noqa: E402
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
 WEBKB = ("Cornell", "Texas", "Wisconsin")
+#: Platonov et al. (ICLR 2023); not in the default :data:`DATASETS` (pass them by name)
+HETEROPHILOUS = ("minesweeper", "tolokers", "chameleon_filtered")
+#: the datasets scored by ROC AUC (binary; the others by accuracy)
+ROC_AUC_DATASETS = ("minesweeper", "tolokers")
+#: metric name -> the suffix of its row keys (``val_acc``, ``test_roc_auc``, ...)
+METRICS = {"accuracy": "acc", "roc_auc": "roc_auc"}
+#: metric name -> how tables and plots name it, and the unit of its value times 100
+METRIC_LABELS = {"accuracy": ("accuracy", "%"), "roc_auc": ("ROC AUC", "× 100")}
 CSBM_DEFAULT = ("csbm-0.1", "csbm-0.3", "csbm-0.5", "csbm-0.7", "csbm-0.9")
 DATASETS = PLANETOID + WEBKB + CSBM_DEFAULT
 HOPS = (1, 2, 4, 8, 16, math.inf)
@@ -96,7 +111,8 @@ def csbm_homophily(name: str) -> float | None:
 
 
 def canonical_dataset(name: str) -> str:
-    """The canonical spelling of a dataset name, or a ``ValueError`` listing the known ones."""
+    """The canonical spelling of a dataset name (case-insensitive; ``-`` = ``_`` in the
+    heterophilous names), or a ``ValueError`` listing the known ones."""
     if not isinstance(name, str):
         raise TypeError(f"dataset names are strings, got {type(name).__name__}")
     if csbm_homophily(name) is not None:
@@ -104,8 +120,27 @@ def canonical_dataset(name: str) -> str:
     for known in PLANETOID + WEBKB:
         if known.lower() == name.lower():
             return known
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(PLANETOID + WEBKB)} and "
+    for known in HETEROPHILOUS:
+        if known == name.lower().replace("-", "_"):
+            return known
+    raise ValueError(f"unknown dataset {name!r}; known: "
+                     f"{', '.join(PLANETOID + WEBKB + HETEROPHILOUS)} and "
                      "csbm-H (H the edge homophily in [0, 1])")
+
+
+def dataset_metric(name: str) -> str:
+    """The metric a dataset is scored by, a key of :data:`METRICS`: ``"roc_auc"`` for the
+    binary heterophilous sets (:data:`ROC_AUC_DATASETS`, as Platonov et al.), ``"accuracy"``
+    for every other one (the cSBM graphs included)."""
+    return "roc_auc" if canonical_dataset(name) in ROC_AUC_DATASETS else "accuracy"
+
+
+def score_key(split: str, metric: str) -> str:
+    """The row key of ``metric`` on ``split``: ``score_key("test", "roc_auc") ==
+    "test_roc_auc"``, ``score_key("val", "accuracy") == "val_acc"``."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return f"{split}_{METRICS[metric]}"
 
 
 def needs_root(datasets: Iterable[str]) -> bool:
@@ -116,21 +151,26 @@ def needs_root(datasets: Iterable[str]) -> bool:
 def load_graph(name: str, root: str | os.PathLike | None, *, csbm_nodes: int = 1000,
                seed: int = 0) -> Data:
     """The graph ``name`` with the masks of seed ``seed`` (1-D boolean; split ``seed % 10`` of
-    the geom-gcn sets), undirected edges, and for the bag-of-words sets features divided by
-    their row sums clamped at 1 (PyG's ``NormalizeFeatures``)."""
+    the geom-gcn sets and of the heterophilous sets), undirected edges, and for the
+    bag-of-words sets (Planetoid, WebKB) features divided by their row sums clamped at 1 (PyG's
+    ``NormalizeFeatures``); the heterophilous sets keep their features as stored."""
     name = canonical_dataset(name)
     h = csbm_homophily(name)
     if h is not None:
         data = make_csbm_graph(csbm_nodes, h, seed)
     else:
-        from affgraph.datasets import load_planetoid, load_webkb
+        from affgraph.datasets import load_heterophilous, load_planetoid, load_webkb
 
-        data = load_planetoid(name, root) if name in PLANETOID else load_webkb(name, root)
+        if name in HETEROPHILOUS:
+            data = load_heterophilous(name, root)
+        else:
+            data = load_planetoid(name, root) if name in PLANETOID else load_webkb(name, root)
         data = data.clone()
         for key in ("train_mask", "val_mask", "test_mask"):
             m = data[key]
             data[key] = m[:, seed % m.size(1)] if m.dim() == 2 else m
-        data.x = data.x / data.x.sum(dim=1, keepdim=True).clamp(min=1.0)
+        if name not in HETEROPHILOUS:
+            data.x = data.x / data.x.sum(dim=1, keepdim=True).clamp(min=1.0)
     data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
     return data
 
@@ -148,28 +188,54 @@ def make_csbm_graph(n: int, homophily: float, seed: int) -> Data:
 # ---------------------------------------------------------------------------------------------
 def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
                epochs: int = 500, patience: int = 100, seed: int = 0,
-               device: torch.device | str = "cpu", attn_dropout: float | None = None) -> dict:
-    """Train one model on one graph (on ``device``); the accuracies at the best validation epoch.
+               device: torch.device | str = "cpu", attn_dropout: float | None = None,
+               metric: str = "accuracy",
+               on_epoch: Callable[[int, Tensor], None] | None = None) -> dict:
+    """Train one model on one graph (on ``device``); the scores at the best validation epoch.
 
-    The best epoch has the highest validation accuracy (ties: the lowest validation loss);
-    training stops after ``patience`` epochs that improve neither. ``attn_dropout`` overrides
-    the attention models' attention dropout (see :func:`_models.build_model`). A model whose
-    spec has a ``consistency`` objective (:class:`affgraph.nn.models.GRANDLoss`) trains on the
-    mean cross-entropy of that many stochastic passes plus their consistency term.
+    ``metric`` (a key of :data:`METRICS`) selects the epoch: the best epoch has the highest
+    validation value of it (ties: the lowest validation loss); training stops after
+    ``patience`` epochs that improve neither. ``"roc_auc"`` scores the class-1 softmax
+    probability (:func:`affgraph.metrics.roc_auc`; in float64 and ranked through its logarithm,
+    which does not round to a tie at 1 where the model is confident) and needs a binary ``y``
+    with both classes in every mask.
+    ``attn_dropout`` overrides the attention models' attention dropout (see
+    :func:`_models.build_model`). A model whose spec has a ``consistency`` objective
+    (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean cross-entropy of that many
+    stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
+    each epoch's evaluation-mode logits ``out`` (``[N, C]``).
+
+    Returns:
+        ``metric``, ``val_acc, test_acc, train_acc`` (always; at the best epoch), with
+        ``metric="roc_auc"`` also ``val_roc_auc, test_roc_auc, train_roc_auc``, and
+        ``best_epoch, epochs_run, time_s``.
     """
-    set_seed(seed)
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    auc = metric == "roc_auc"
     num_classes = int(data.y.max()) + 1
+    if auc:
+        if num_classes != 2:
+            raise ValueError(f"metric='roc_auc' needs a binary y (classes 0 and 1), got "
+                             f"{num_classes} classes")
+        for split in ("val", "test", "train"):  # once: the per-epoch AUC runs unchecked
+            check_binary_target(data.y[data[f"{split}_mask"]], name=f"y[{split}_mask]")
+    set_seed(seed)
     model, opt = build_model(model_name, data.num_features, num_classes, hops,
                              attn_dropout=attn_dropout)
     cons = SPECS[model_name].consistency
     model = model.to(device)  # in place: the optimiser's parameters move with it
     data = data.to(device)
     x, ei, y = data.x, data.edge_index, data.y
+    masks = {"val": data.val_mask, "test": data.test_mask, "train": data.train_mask}
     if getattr(model, "sparse_input", False):
         x = x.to_sparse().coalesce()
+    names = ["val_acc", "test_acc", "train_acc"] + (
+        ["val_roc_auc", "test_roc_auc", "train_roc_auc"] if auc else [])
+    select = score_key("val", metric)
     best = (-1.0, math.inf)
     best_val_loss = math.inf
-    result = {"val_acc": 0.0, "test_acc": 0.0, "train_acc": 0.0, "best_epoch": 0}
+    result = {"metric": metric, **dict.fromkeys(names, 0.0), "best_epoch": 0}
     bad = 0
     t0 = time.perf_counter()
     epoch = 0
@@ -187,16 +253,21 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
         with torch.no_grad():
             out = model(x, ei)
             correct = (out.argmax(dim=-1) == y).float()
+            values = [F.cross_entropy(out[data.val_mask], y[data.val_mask])]
+            values += [correct[masks[k]].mean() for k in ("val", "test", "train")]
+            if auc:
+                score = out.double().log_softmax(dim=-1)[:, 1]
+                values += [roc_auc_unchecked(score[masks[k]], y[masks[k]])
+                           for k in ("val", "test", "train")]
             # one host transfer per epoch (a GPU run is bound by its syncs)
-            val_loss, val_acc, test_acc, train_acc = torch.stack([
-                F.cross_entropy(out[data.val_mask], y[data.val_mask]),
-                correct[data.val_mask].mean(), correct[data.test_mask].mean(),
-                correct[data.train_mask].mean()]).tolist()
+            val_loss, *scores = torch.stack([v.double() for v in values]).tolist()
+        if on_epoch is not None:
+            on_epoch(epoch, out)
+        epoch_scores = dict(zip(names, scores))
         improved = False
-        if (val_acc, -val_loss) > (best[0], -best[1]):
-            best = (val_acc, val_loss)
-            result = {"val_acc": val_acc, "test_acc": test_acc, "train_acc": train_acc,
-                      "best_epoch": epoch}
+        if (epoch_scores[select], -val_loss) > (best[0], -best[1]):
+            best = (epoch_scores[select], val_loss)
+            result = {"metric": metric, **epoch_scores, "best_epoch": epoch}
             improved = True
         if val_loss < best_val_loss:
             best_val_loss = val_loss
@@ -230,7 +301,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
-        datasets: names from :data:`DATASETS` or ``csbm-H``.
+        datasets: names from :data:`DATASETS`, :data:`HETEROPHILOUS` or ``csbm-H``; each is
+            scored by its :func:`dataset_metric`.
         models: names from :data:`MODELS`; the hop models run once per hop count.
         hops: hop counts of the hop models (``math.inf`` allowed).
         seeds: a count ``n`` (seeds ``0..n-1``) or an explicit list.
@@ -258,9 +330,11 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = MODELS, *,
             may already have handed each worker one more); the rest are left to ``--resume``.
 
     Returns:
-        rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``,
-        ``val_acc, test_acc, train_acc`` (fractions), ``best_epoch, epochs_run, time_s`` and
-        the ``device`` that trained it.
+        rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``, the
+        dataset's ``metric`` (``"accuracy"`` or ``"roc_auc"``), ``val_acc, test_acc,
+        train_acc`` (fractions) and on a ``roc_auc`` dataset ``val_roc_auc, test_roc_auc,
+        train_roc_auc`` (all at the epoch of the best validation value of the metric),
+        ``best_epoch, epochs_run, time_s`` and the ``device`` that trained it.
     """
     datasets = [canonical_dataset(d) for d in datasets]
     for m in models:
@@ -353,7 +427,8 @@ def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
-                     seed=seed, device=device, attn_dropout=attn_dropout)
+                     seed=seed, device=device, attn_dropout=attn_dropout,
+                     metric=dataset_metric(name))
     row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
            "device": str(device)}
     if model_name in ATTENTION_MODELS:
@@ -391,13 +466,15 @@ def _hop_key(label: str) -> float:
 
 
 def _dataset_order(rows: Sequence[dict]) -> list[str]:
-    """The datasets of ``rows``: the known ones in :data:`DATASETS` order, cSBM by homophily,
-    then any other in order of appearance (rows merged from several files keep one order)."""
+    """The datasets of ``rows``: the known ones in :data:`DATASETS` order (the heterophilous
+    sets after WebKB), cSBM by homophily, then any other in order of appearance (rows merged
+    from several files keep one order)."""
     names = list(dict.fromkeys(r["dataset"] for r in rows))
+    known = PLANETOID + WEBKB + HETEROPHILOUS
 
     def key(name: str) -> tuple:
-        if name in PLANETOID + WEBKB:
-            return (0, (PLANETOID + WEBKB).index(name))
+        if name in known:
+            return (0, known.index(name))
         h = csbm_homophily(name) if name.lower().startswith("csbm-") else None
         return (1, h) if h is not None else (2, names.index(name))
 
@@ -437,20 +514,45 @@ def model_key(row: dict) -> ModelKey:
     return ModelKey(row["model"])
 
 
+def row_metric(row: dict) -> str:
+    """The metric of a result row (rows from before rows recorded it: ``"accuracy"``)."""
+    metric = row.get("metric", "accuracy")
+    if metric not in METRICS:
+        raise ValueError(f"a row ({row['dataset']} {row['model']} seed {row['seed']}) has an "
+                         f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return metric
+
+
+def dataset_metrics(rows: Sequence[dict]) -> dict[str, str]:
+    """``{dataset: metric}`` of ``rows``; a ``ValueError`` where one dataset's rows disagree
+    (their values cannot share a table cell)."""
+    out: dict[str, str] = {}
+    for r in rows:
+        m = row_metric(r)
+        if out.setdefault(r["dataset"], m) != m:
+            raise ValueError(f"the rows of {r['dataset']} mix the metrics {out[r['dataset']]!r} "
+                             f"and {m!r}")
+    return out
+
+
 def summarize(rows: Sequence[dict]) -> dict[tuple[ModelKey, str, str], dict[str, list[float]]]:
-    """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds; ``model`` is
-    the row's :class:`ModelKey`."""
+    """``{(model, hops, dataset): {"test": [...], "val": [...]}}`` over seeds, the values of
+    each row's metric (:func:`row_metric`: ``test_acc`` or ``test_roc_auc``, ...); ``model``
+    is the row's :class:`ModelKey`."""
+    dataset_metrics(rows)  # one metric per dataset
     out: dict = defaultdict(lambda: {"test": [], "val": []})
     for r in rows:
+        metric = row_metric(r)
         cell = out[(model_key(r), r["hops"], r["dataset"])]
-        cell["test"].append(r["test_acc"])
-        cell["val"].append(r["val_acc"])
+        cell["test"].append(r[score_key("test", metric)])
+        cell["val"].append(r[score_key("val", metric)])
     return dict(out)
 
 
 def best_hops(rows: Sequence[dict], *, overall: bool = False
               ) -> dict[tuple[ModelKey, str], str] | dict[str, tuple[ModelKey, str]]:
-    """For each (hop model, dataset) the hop count with the best mean *validation* accuracy.
+    """For each (hop model, dataset) the hop count with the best mean *validation* value of the
+    dataset's metric (accuracy or ROC AUC).
 
     The keys are ``(ModelKey, dataset)``. With ``overall`` the choice runs over all hop models
     and their attention dropouts: the keys are the datasets and the values ``(ModelKey, hops)``,
@@ -468,14 +570,19 @@ def best_hops(rows: Sequence[dict], *, overall: bool = False
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Markdown table: test accuracy (%) mean ± std over seeds, model (and hops) x dataset.
+    """Markdown table: the test metric (times 100) mean ± std over seeds, model (and hops) x
+    dataset.
 
-    The hop count of each hop model (and attention dropout) with the best mean validation
-    accuracy on a dataset is marked with :data:`BEST_MARK`; the best of all hop models and
-    dropouts on the dataset, also by validation, is set in bold.
+    Each dataset's cells hold its metric (:func:`dataset_metrics`): when any dataset is not
+    scored by accuracy, every column header names its metric (``"minesweeper (ROC AUC)"``,
+    ``"Cora (accuracy)"``), and the caption says so. The hop count of each hop model (and
+    attention dropout) with the best mean validation value on a dataset is marked with
+    :data:`BEST_MARK`; the best of all hop models and dropouts on the dataset, also by
+    validation, is set in bold.
     """
     if not rows:
         raise ValueError("no result rows to tabulate")
+    metrics = dataset_metrics(rows)
     cells = summarize(rows)
     marks = best_hops(rows)
     overall = best_hops(rows, overall=True)
@@ -499,15 +606,25 @@ def format_table(rows: Sequence[dict]) -> str:
                 text = f"**{text}** {BEST_MARK}" if bold else f"{text} {BEST_MARK}"
             line.append(text)
         body.append(line)
-    table = markdown_table(["model"] + datasets, body)
+    used = set(metrics.values())
+    header = datasets if used == {"accuracy"} else [
+        f"{ds} ({METRIC_LABELS[metrics[ds]][0]})" for ds in datasets]
+    table = markdown_table(["model"] + header, body)
     if counts == {1}:
         desc = "one seed"
     else:
         desc = "mean ± std over " + (f"{counts.pop()} seeds" if len(counts) == 1
                                      else "n seeds (per cell)")
     variants = len({m for m, k in models if k}) > 1
-    return (f"{table}\n\nTest accuracy (%), {desc}; "
-            f"{BEST_MARK} = the hop count with the best mean validation accuracy"
+    if len(used) == 1:
+        name, unit = METRIC_LABELS[used.pop()]
+        what, val_what = f"{name} ({unit})", name
+    else:
+        what = " or ".join(f"{METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]})"
+                           for m in METRICS if m in used) + ", as each column says"
+        val_what = "value of the column's metric"
+    return (f"{table}\n\nTest {what}, {desc}; "
+            f"{BEST_MARK} = the hop count with the best mean validation {val_what}"
             + ("; bold: the best of them over all hop models and attention dropouts."
                if variants else "."))
 
@@ -516,7 +633,7 @@ def hop_series(cells: dict, dataset: str
                ) -> tuple[list[str], dict[ModelKey, tuple[list[int], list[float], list[float]]]]:
     """The hop curves of one plot panel from :func:`summarize`'s cells: the hop counts run on
     ``dataset`` by any hop model (one x position each, in hop order), and per hop model its x
-    positions and test accuracy mean and std (%) over seeds."""
+    positions and the test metric's mean and std (times 100) over seeds."""
     all_ks = sorted({k for (m, k, d) in cells if k and d == dataset}, key=_hop_key)
     series = {}
     for model in sorted({m for (m, k, d) in cells if k and d == dataset}, key=ModelKey.order):
@@ -529,12 +646,14 @@ def hop_series(cells: dict, dataset: str
 
 
 def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Test accuracy against hops, one panel per dataset; the other models as dashed lines."""
+    """The test metric against hops, one panel per dataset (its metric on the y axis); the
+    other models as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metrics = dataset_metrics(rows)
     cells = summarize(rows)
     datasets = _dataset_order(rows)
     # one colour per model in all panels
@@ -557,7 +676,8 @@ def plot_hops(rows: Sequence[dict], path: str | os.PathLike) -> Path:
                        color=colours[m], label=str(m))
         ax.set_title(ds)
         ax.set_xlabel("hops K")
-        ax.set_ylabel("test accuracy (%)")
+        name, unit = METRIC_LABELS[metrics[ds]]
+        ax.set_ylabel(f"test {name} ({unit})")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(datasets):]:
         ax.axis("off")
@@ -577,7 +697,8 @@ def data_root_or_fail(root: str | None) -> str:
     root = root or os.environ.get("AFFGRAPH_DATA")
     if not root:
         raise SystemExit("error: the real datasets need a data root: pass --data-root DIR or set "
-                         "AFFGRAPH_DATA=DIR (the folder holding planetoid/ and webkb/)")
+                         "AFFGRAPH_DATA=DIR (the folder holding planetoid/, webkb/ and "
+                         "heterophilous/)")
     if not Path(root).is_dir():
         raise SystemExit(f"error: data root {root} is not a directory")
     return root
@@ -587,7 +708,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS),
-                   help="Cora CiteSeer PubMed Cornell Texas Wisconsin csbm-H ... (default: all)")
+                   help="Cora CiteSeer PubMed Cornell Texas Wisconsin minesweeper tolokers "
+                        "chameleon_filtered csbm-H ... (default: all but the three heterophilous "
+                        "sets of Platonov et al.: " + " ".join(DATASETS) + ")")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
                    help="hop counts of the hop models (AffinityAttention, AffinityAttentionRW, "
@@ -599,8 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
-                   help="folder with planetoid/ and webkb/ (default: $AFFGRAPH_DATA, then "
-                        "the per-user data folder)")
+                   help="folder with planetoid/, webkb/ and heterophilous/ (default: "
+                        "$AFFGRAPH_DATA, then the per-user data folder)")
     p.add_argument("--epochs", type=int, default=500)
     p.add_argument("--patience", type=int, default=100)
     p.add_argument("--csbm-nodes", type=int, default=1000)

@@ -10,8 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import node_classification as nc  # noqa: E402
 from _models import build_model  # noqa: E402
 
-KEYS = {"dataset", "model", "hops", "seed", "val_acc", "test_acc", "train_acc", "best_epoch",
-        "epochs_run", "time_s", "device"}
+KEYS = {"dataset", "model", "hops", "seed", "metric", "val_acc", "test_acc", "train_acc",
+        "best_epoch", "epochs_run", "time_s", "device"}
+AUC_KEYS = {"val_roc_auc", "test_roc_auc", "train_roc_auc"}
 
 
 def _row(model, hops, seed, val, test, dataset="D"):
@@ -27,6 +28,7 @@ def test_run_tiny_rows_are_sane():
     for r in rows:
         extra = {"attn_dropout"} if r["model"] == "AffinityAttention" else set()
         assert set(r) == KEYS | extra and r["dataset"] == "csbm-0.9" and r["seed"] == 0
+        assert r["metric"] == "accuracy"  # cSBM graphs are binary but scored by accuracy
         assert r["device"] == "cpu"
         for key in ("val_acc", "test_acc", "train_acc"):
             assert 0.0 <= r[key] <= 1.0
@@ -283,3 +285,178 @@ def test_hop_series_share_one_x_axis_per_dataset():
     assert means == pytest.approx([60.0, 80.0]) and stds == pytest.approx([14.1421356, 0.0])
     assert series[dropped] == ([1], [pytest.approx(30.0)], [0.0])
     assert nc.hop_series(nc.summarize(rows), "other") == ([], {})
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics per dataset: ROC AUC on the binary heterophilous sets, accuracy elsewhere
+# ---------------------------------------------------------------------------------------------
+def test_each_dataset_has_one_metric():
+    assert nc.dataset_metric("minesweeper") == nc.dataset_metric("Tolokers") == "roc_auc"
+    for name in ("chameleon_filtered", "Chameleon-Filtered", "Cora", "texas", "csbm-0.5"):
+        assert nc.dataset_metric(name) == "accuracy"  # binary cSBM graphs included
+    assert nc.canonical_dataset("Chameleon-Filtered") == "chameleon_filtered"
+    assert nc.canonical_dataset("MINESWEEPER") == "minesweeper"
+    assert nc.score_key("test", "roc_auc") == "test_roc_auc"
+    assert nc.score_key("val", "accuracy") == "val_acc"
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        nc.score_key("val", "f1")
+    with pytest.raises(ValueError, match="unknown dataset.*minesweeper"):
+        nc.canonical_dataset("roman_empire")  # the error lists the known sets
+    assert set(nc.HETEROPHILOUS).isdisjoint(nc.DATASETS)  # the default list is unchanged
+
+
+def test_train_eval_roc_auc_is_sklearns_on_the_saved_outputs_at_the_best_validation_epoch():
+    """An independent replay of the selection: sklearn's ROC AUC of the class-1 softmax
+    probability on every epoch's saved outputs, the best epoch by (validation AUC, -validation
+    loss); on this graph it is not the epoch the validation accuracy would pick."""
+    from sklearn.metrics import roc_auc_score
+
+    data = nc.load_graph("csbm-0.3", None, csbm_nodes=60, seed=3)
+    outs = {}
+    res = nc.train_eval("GCN", data, epochs=20, patience=20, seed=3, metric="roc_auc",
+                        on_epoch=lambda epoch, out: outs.__setitem__(epoch, out.clone()))
+    assert set(res) == {"metric", "val_acc", "test_acc", "train_acc", "best_epoch",
+                        "epochs_run", "time_s"} | AUC_KEYS and res["metric"] == "roc_auc"
+    assert sorted(outs) == list(range(1, 21)) and res["epochs_run"] == 20
+    y = data.y.numpy()
+
+    def auc(out, mask):
+        prob = torch.softmax(out.double(), dim=-1)[:, 1].numpy()
+        return roc_auc_score(y[mask.numpy()], prob[mask.numpy()])
+
+    def val_loss(out):
+        return float(torch.nn.functional.cross_entropy(out[data.val_mask], data.y[data.val_mask]))
+
+    def best_epoch(score):
+        best, key = 0, (-1.0, -math.inf)
+        for e in sorted(outs):
+            k = (score(outs[e]), -val_loss(outs[e]))
+            if k > key:
+                best, key = e, k
+        return best
+
+    # an AUC is a multiple of 1 / (2 n_pos n_neg): rounding undoes sklearn's float error, so
+    # that equal AUCs tie (and the validation loss decides) as they do in exact counts
+    by_auc = best_epoch(lambda out: round(auc(out, data.val_mask), 10))
+    by_acc = best_epoch(lambda out: float((out.argmax(1) == data.y)[data.val_mask].float().mean()))
+    assert res["best_epoch"] == by_auc != by_acc
+    out = outs[by_auc]
+    for split in ("val", "test", "train"):
+        assert res[f"{split}_roc_auc"] == pytest.approx(auc(out, data[f"{split}_mask"]), abs=1e-12)
+        acc = (out.argmax(1) == data.y)[data[f"{split}_mask"]].double().mean()
+        assert res[f"{split}_acc"] == pytest.approx(float(acc), abs=1e-6)
+    # the accuracy run of the same seed selects by accuracy and records no AUC
+    acc_res = nc.train_eval("GCN", data, epochs=20, patience=20, seed=3)
+    assert acc_res["metric"] == "accuracy" and acc_res["best_epoch"] == by_acc
+    assert not AUC_KEYS & set(acc_res)
+
+
+def test_train_eval_roc_auc_refuses_what_has_no_auc():
+    data = nc.load_graph("csbm-0.8", None, csbm_nodes=40, seed=0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        nc.train_eval("GCN", data, epochs=1, metric="auc")
+    three = data.clone()
+    three.y = three.y.clone()
+    three.y[0] = 2
+    with pytest.raises(ValueError, match="binary y.*3 classes"):
+        nc.train_eval("GCN", three, epochs=1, metric="roc_auc")
+    one_class = data.clone()
+    one_class.y = one_class.y.clone()
+    one_class.y[one_class.test_mask] = 0
+    with pytest.raises(ValueError, match=r"y\[test_mask\] must hold both classes"):
+        nc.train_eval("GCN", one_class, epochs=1, metric="roc_auc")
+
+
+def _auc_row(model, hops, seed, val_auc, test_auc, val_acc, test_acc, dataset="minesweeper"):
+    return {**_row(model, hops, seed, val_acc, test_acc, dataset), "metric": "roc_auc",
+            "val_roc_auc": val_auc, "test_roc_auc": test_auc}
+
+
+def test_format_table_says_each_columns_metric_and_selects_on_it():
+    rows = [{**_row("GCN", "", 0, 0.70, 0.80, "Cora"), "metric": "accuracy"},
+            _row("GCN", "", 1, 0.70, 0.82, "Cora"),  # a row from before rows said: accuracy
+            _auc_row("GCN", "", 0, 0.60, 0.91, 0.9, 0.9),
+            _auc_row("GCN", "", 1, 0.62, 0.93, 0.9, 0.9),
+            # K=1 has the better validation accuracy, K=2 the better validation ROC AUC
+            _auc_row("AffinityAttention", "1", 0, 0.70, 0.75, 0.99, 0.99),
+            _auc_row("AffinityAttention", "2", 0, 0.80, 0.65, 0.10, 0.10)]
+    lines = nc.format_table(rows).splitlines()
+    assert lines[0] == "| model | Cora (accuracy) | minesweeper (ROC AUC) |"
+    assert lines[2] == "| GCN | 81.0 ± 1.4 (n=2) | 92.0 ± 1.4 (n=2) |"
+    assert lines[3] == "| AffinityAttention (K=1) | — | 75.0 (n=1) |"
+    assert lines[4] == f"| AffinityAttention (K=2) | — | **65.0 (n=1)** {nc.BEST_MARK} |"
+    assert lines[-1].startswith("Test accuracy (%) or ROC AUC (× 100), as each column says, ")
+    assert "best mean validation value of the column's metric" in lines[-1]
+    assert nc.best_hops(rows) == {(nc.ModelKey("AffinityAttention"), "minesweeper"): "2"}
+    # a ROC AUC table alone
+    lines = nc.format_table(rows[2:4]).splitlines()
+    assert lines[0] == "| model | minesweeper (ROC AUC) |" and lines[2] == "| GCN | 92.0 ± 1.4 |"
+    assert lines[-1].startswith("Test ROC AUC (× 100), mean ± std over 2 seeds;")
+    with pytest.raises(ValueError, match="minesweeper mix the metrics 'roc_auc' and 'accuracy'"):
+        nc.format_table(rows[2:4] + [_row("GCN", "", 2, 0.5, 0.5, "minesweeper")])
+    with pytest.raises(ValueError, match="unknown metric 'f1'"):
+        nc.summarize([{**rows[0], "metric": "f1"}])
+
+
+def test_plot_labels_each_panel_with_its_metric(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {}
+    savefig = plt.Figure.savefig
+
+    def keep_labels(fig, *args, **kwargs):
+        labels.update({ax.get_title(): ax.get_ylabel() for ax in fig.axes if ax.get_title()})
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep_labels)
+    rows = [_row("AffinityAttention", "1", 0, 0.5, 0.5, "Cora"),
+            _auc_row("AffinityAttention", "1", 0, 0.6, 0.7, 0.5, 0.5)]
+    assert nc.plot_hops(rows, tmp_path / "p.png").stat().st_size > 0
+    assert labels == {"Cora": "test accuracy (%)", "minesweeper": "test ROC AUC (× 100)"}
+
+
+def test_heterophilous_seed_selects_split(data_root):
+    from affgraph.datasets import load_heterophilous
+
+    for name in nc.HETEROPHILOUS:
+        ref = load_heterophilous(name, data_root)
+        assert ref.train_mask.shape == (ref.num_nodes, 10)
+        data = nc.load_graph(name, data_root, seed=13)
+        for key in ("train_mask", "val_mask", "test_mask"):
+            assert data[key].shape == (ref.num_nodes,)
+            assert torch.equal(data[key], ref[key][:, 3])
+        assert not torch.equal(ref.train_mask[:, 0], data.train_mask)  # the splits differ
+        assert torch.equal(data.x, ref.x)  # features as stored, not row-normalised
+        assert torch.equal(data.edge_index, ref.edge_index)  # already undirected
+
+
+def test_main_tiny_run_on_minesweeper_and_chameleon(data_root, tmp_path, capsys):
+    from sklearn.metrics import roc_auc_score
+
+    js = tmp_path / "rows.json"
+    rows = nc.main(["--datasets", "minesweeper", "chameleon-filtered", "--models", "GCN",
+                    "--seeds", "1", "--epochs", "2", "--patience", "2",
+                    "--data-root", str(data_root), "--json", str(js), "--no-plot",
+                    "--no-progress"])
+    assert [(r["dataset"], r["metric"]) for r in rows] == [("minesweeper", "roc_auc"),
+                                                           ("chameleon_filtered", "accuracy")]
+    assert set(rows[0]) == KEYS | AUC_KEYS and set(rows[1]) == KEYS
+    assert 0.0 <= rows[0]["test_roc_auc"] <= 1.0 and 1 <= rows[0]["best_epoch"] <= 2
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert table[0] == "| model | minesweeper (ROC AUC) | chameleon_filtered (accuracy) |"
+    assert table[1] == (f"| GCN | {100 * rows[0]['test_roc_auc']:.1f} | "
+                        f"{100 * rows[1]['test_acc']:.1f} |")
+    # the recorded AUC is sklearn's on the replayed run's outputs at the best epoch
+    data = nc.load_graph("minesweeper", data_root, seed=0)
+    outs = {}
+    nc.train_eval("GCN", data, epochs=2, patience=2, seed=0, metric="roc_auc",
+                  on_epoch=lambda e, out: outs.__setitem__(e, out.clone()))
+    prob = torch.softmax(outs[rows[0]["best_epoch"]].double(), dim=-1)[:, 1]
+    m = data.test_mask
+    assert rows[0]["test_roc_auc"] == pytest.approx(
+        roc_auc_score(data.y[m].numpy(), prob[m].numpy()), abs=1e-12)
+    nc.main(["--load", str(js), "--no-plot"])
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")] == table
