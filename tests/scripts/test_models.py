@@ -140,9 +140,10 @@ def _adjacency(edge_index, n):
 
 
 def _ln(z, norm):
+    """LayerNorm at PyTorch's default eps (the paper's)."""
     mu = z.mean(-1, keepdim=True)
     var = ((z - mu) ** 2).mean(-1, keepdim=True)
-    return (z - mu) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+    return (z - mu) / torch.sqrt(var + 1e-5) * norm.weight + norm.bias
 
 
 def _gelu(z):
