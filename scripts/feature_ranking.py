@@ -68,7 +68,8 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    add_output_args, load_rows, markdown_table, mean_std, single_thread_pool, write_rows,
+    add_output_args, load_rows, markdown_table, mean_std, resume_rows, single_thread_pool,
+    write_rows,
 )
 
 from affgraph.baselines import (fisher_score, laplacian_score, mrmr_order,  # noqa: E402
@@ -527,7 +528,8 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
         seeds: int | Sequence[int] = 1, n_folds: int = 5, root: str | None = None,
         knn: int = 10, progress: bool = True, workers: int = 1,
         on_dataset_done: Callable[[list[dict]], None] | None = None,
-        limit_s: float | None = None) -> list[dict]:
+        limit_s: float | None = None, on_job_done: Callable[[list[dict]], None] | None = None,
+        done_rows: Sequence[dict] = ()) -> list[dict]:
     """Run the protocol; one row per (dataset, selector, seed, fold, k).
 
     Row keys: ``dataset, selector, seed, fold, k, k_eff, n_features, accuracy, precision``
@@ -544,7 +546,12 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
     come back in the serial order and, but for ``fit_s``, equal the serial run's (every
     random choice is seeded by the job; bit for bit when the serial run also uses one thread,
     ``--threads 1``). ``on_dataset_done(rows so far)`` is called when all seeds and folds of
-    a dataset are done.
+    a dataset are done, ``on_job_done(rows so far)`` after every (dataset, seed, fold) job.
+
+    ``done_rows`` are the rows (and error rows) of an earlier run of the same protocol that
+    was cut short: a job whose rows there cover every selector and k is not run again, its
+    rows are returned as saved, and a selector with an error row there stays left out on
+    that dataset.
     """
     datasets, selectors = expand_datasets(datasets), expand_selectors(selectors)
     seed_list = _seed_list(seeds)
@@ -560,6 +567,7 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
                dynamic_ncols=True)
     done: dict[tuple[str, int, int], list[dict]] = {}
     failed: dict[tuple[str, str], str] = {}
+    _take_done_rows(done_rows, jobs, selectors, ks, done, failed)
 
     def collect() -> list[dict]:
         rows = [r for job in jobs if job in done for r in done[job]
@@ -573,15 +581,20 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
             if (job[0], sname) not in failed:
                 failed[(job[0], sname)] = msg
                 print(f"\n{sname} failed on {job[0]}: {msg}", file=sys.stderr)
+        if on_job_done is not None:
+            on_job_done(collect())
         if on_dataset_done is not None and all(j in done for j in jobs if j[0] == job[0]):
             on_dataset_done(collect())
+
+    todo_jobs = [job for job in jobs if job not in done]
+    bar.update(per_job * (len(jobs) - len(todo_jobs)))
 
     def tick(msg: str) -> None:
         bar.set_postfix_str(msg)
         bar.update(1)
 
     if workers == 1:
-        for job in jobs:
+        for job in todo_jobs:
             skip = [s for s in selectors if (job[0], s) in failed]
             todo = [s for s in selectors if s not in skip]
             bar.update(len(skip))
@@ -590,8 +603,8 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
         import multiprocessing
         from concurrent.futures import as_completed
 
-        cost = {d: _job_cost(d, root) for d in datasets}
-        order = sorted(jobs, key=lambda j: -cost[j[0]])  # stable: a dataset's folds together
+        cost = {d: _job_cost(d, root) for d in {j[0] for j in todo_jobs}}
+        order = sorted(todo_jobs, key=lambda j: -cost[j[0]])  # stable: a dataset's folds together
         manager = multiprocessing.get_context("spawn").Manager() if limit_s else None
         slow = manager.dict() if manager is not None else None  # seen by every worker
         with single_thread_pool(workers) as pool:
@@ -607,6 +620,31 @@ def run(datasets: Sequence[str], selectors: Sequence[str], *, ks: Sequence[int] 
             manager.shutdown()
     bar.close()
     return collect()
+
+
+def _take_done_rows(rows: Sequence[dict], jobs: Sequence[tuple[str, int, int]],
+                    selectors: Sequence[str], ks: Sequence[int],
+                    done: dict[tuple[str, int, int], list[dict]],
+                    failed: dict[tuple[str, str], str]) -> None:
+    """Fill ``done`` and ``failed`` of :func:`run` from the rows of an earlier cut run: the
+    error rows of the requested selectors, and each job whose saved rows hold every k of
+    every requested selector that has not failed on its dataset."""
+    results, errors = split_errors(list(rows))
+    wanted = set(selectors)
+    for e in errors:
+        if e["selector"] in wanted:
+            failed.setdefault((e["dataset"], e["selector"]), e["error"])
+    by_job: dict[tuple[str, int, int], list[dict]] = {}
+    for r in results:
+        if r["selector"] in wanted and r["k"] in ks:
+            by_job.setdefault((r["dataset"], r["seed"], r["fold"]), []).append(r)
+    for job in jobs:
+        have = {(r["selector"], r["k"]) for r in by_job.get(job, [])}
+        need = {(s, k) for s in selectors if (job[0], s) not in failed for k in ks}
+        if by_job.get(job) and need <= have:
+            order = {s: i for i, s in enumerate(selectors)}
+            done[job] = sorted(dedupe_rows(by_job[job]),
+                               key=lambda r: (order[r["selector"]], r["k"]))
 
 
 def split_errors(rows: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -1068,6 +1106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="processes running (dataset, seed, fold) jobs in parallel, one thread each "
                         "(default: 1, in this process)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the cut run saved in --json: the (dataset, seed, fold) jobs "
+                        "it finished are not run again")
     p.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="stop a rival's fit that runs past S seconds on a fold and leave "
                         "that selector out on that dataset, with the reason in the tables "
@@ -1110,14 +1151,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     def checkpoint(rows: list[dict]) -> None:
         write_rows(rows, json_path=args.json)
 
+    done_rows = resume_rows(args.json) if args.resume else []
+
     if args.diagnose:
         print(format_diagnosis(diagnose(datasets, root=args.data_root, knn=args.knn,
                                         progress=not args.no_progress)))
         return []
     rows = run(datasets, selectors, ks=args.ks, seeds=seeds, n_folds=args.folds,
                root=args.data_root, knn=args.knn, progress=not args.no_progress,
-               workers=args.workers, on_dataset_done=checkpoint if args.json else None,
-               limit_s=args.time_limit)
+               workers=args.workers, on_job_done=checkpoint if args.json else None,
+               limit_s=args.time_limit, done_rows=done_rows)
     write_rows(rows, csv_path=args.csv, json_path=args.json)
     rows, errors = split_errors(rows)
     print(format_tables(rows))

@@ -455,3 +455,41 @@ def test_time_limit_is_shared_by_the_worker_processes(tmp_path, capsys):
     assert [r["selector"] for r in saved if "error" in r] == ["mi"]
     fr.main(["--load", str(tmp_path / "r.json"), "--no-plot"])
     assert "| wine | `mi` | too slow" in capsys.readouterr().out
+
+
+def test_resume_runs_only_the_missing_jobs(tmp_path, monkeypatch):
+    sels = ["anova", "random", "inffs-h1"]
+    kw = dict(ks=[3, 8], seeds=[0], n_folds=3, progress=False)
+    full = fr.run(["wine"], sels, **kw)
+    # a cut run: folds 0 and 2 saved (fold 1 missing), and an error row of a selector
+    saved = [r for r in full if r["fold"] != 1] + [
+        dict(dataset="wine", selector="mi", error="too slow: stopped after 9 s")]
+    calls = Counter()
+    make = fr.make_ranker
+
+    def counting(name, seed, *a, **k):
+        calls[(name, seed % 1000)] += 1
+        return make(name, seed, *a, **k)
+    monkeypatch.setattr(fr, "make_ranker", counting)
+    seen = []
+    rows = fr.run(["wine"], sels + ["mi"], done_rows=saved, on_job_done=seen.append, **kw)
+    results, errors = fr.split_errors(rows)
+    assert _strip_time(results) == _strip_time(full)  # mi stays out: its error row
+    assert [e["selector"] for e in errors] == ["mi"]
+    assert set(calls) == {("anova", 1), ("random", 1)}  # fold 1 only; mi not tried again
+    assert len(seen) == 1 and len(fr.split_errors(seen[0])[0]) == len(full)
+    # a saved job that lacks a requested k or selector runs again
+    calls.clear()
+    fr.run(["wine"], sels, done_rows=[r for r in full if r["k"] == 3], **dict(kw, n_folds=3))
+    assert {f for (_, f) in calls} == {0, 1, 2}
+    # the command line: --resume continues the file, --resume without --json is refused
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(saved))
+    monkeypatch.setattr(fr, "make_ranker", make)
+    out = fr.main(["--datasets", "wine", "--selectors", *sels, "mi", "--k", "3", "8",
+                   "--folds", "3", "--no-progress", "--no-plot", "--json", str(path),
+                   "--resume"])
+    assert _strip_time(out) == _strip_time(full)
+    assert json.loads(path.read_text())[-1]["error"].startswith("too slow")
+    with pytest.raises(SystemExit, match="--json"):
+        fr.main(["--datasets", "wine", "--resume", "--no-plot"])
