@@ -47,7 +47,7 @@ FEATURE_SELECTORS = ("inffs-h1", "inffs-h2", "inffs-h5", "inffs-hinf", "inffs-kn
 FEATURE_KS = (5, 10, 20)
 
 FULL_NODE_DATASETS = node_classification.PLANETOID + node_classification.WEBKB + NODE_DATASETS
-FULL_NODE_MODELS = node_classification.MODELS
+FULL_NODE_MODELS = node_classification.DEFAULT_MODELS
 FULL_NODE_HOPS = node_classification.HOPS
 FULL_FEATURE_DATASETS = ("all",)
 FULL_FEATURE_SELECTORS = ("inffs", "rel", "baselines")

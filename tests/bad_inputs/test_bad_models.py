@@ -11,8 +11,8 @@ from torch_geometric.nn import APPNP, TransformerConv
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from _catalogue import Equals, Raises, case, check, randn
-from affgraph.nn.models import (AffinityAttentionNet, DropNodeDiffusion, GRANDLoss,
-                                MLPDiffusion, consistency_loss)
+from affgraph.nn.models import (GRAND, AffinityAttentionNet, AffinityHopNet,
+                                DropNodeDiffusion, GRANDLoss, MLPDiffusion, consistency_loss)
 
 N, FIN, OUT = 6, 4, 3
 EDGES = torch.tensor([[0, 1, 2, 3, 3, 0], [1, 2, 3, 4, 4, 0]])  # duplicate, self-loop, 5 alone
@@ -155,6 +155,78 @@ def _cases():
         case("nn.models.GRANDLoss", "x-nan",
              lambda: GRANDLoss()(grand, nan, EDGES, y, mask), Raises("x")),
     ]
+    return out + _new_model_cases()
+
+
+# a clean undirected graph (no duplicates, no self-loops, every node linked) for the dense
+# references of GRAND and AffinityHopNet
+RING = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 0],
+                     [1, 0, 2, 1, 3, 2, 4, 3, 5, 4, 0, 5]])
+
+
+def _sym(A):
+    d = A.sum(1)
+    inv = torch.where(d > 0, d.rsqrt(), torch.zeros_like(d))
+    return inv[:, None] * A * inv[None, :]
+
+
+def _dense(ei):
+    A = torch.zeros(N, N, dtype=torch.float64)
+    A[ei[1], ei[0]] = 1.0
+    return A
+
+
+def _new_model_cases():
+    torch.manual_seed(0)
+    grand = GRAND(FIN, OUT, 5, 2, drop_node=0.5).double().eval()
+    hop = AffinityHopNet(FIN, OUT, 1, hidden_channels=6, num_layers=1, conv="diffusion",
+                         sep=True, norm=None).double().eval()
+    x = randn(N, FIN, seed=3)
+
+    def grand_reference(ei):  # eval: (1 - rate) x, the hop average over D^-1/2 (A + I) D^-1/2
+        S = _sym(_dense(ei) + torch.eye(N, dtype=torch.float64))
+        xb = 0.5 * x
+        xbar = (xb + S @ xb + S @ S @ xb) / 3
+        return grand.lin2(F.relu(grand.lin1(xbar)))
+
+    def hop_reference(ei):  # one block, ego and neighbour apart, no self-loops, no norm
+        h = F.gelu(hop.lin_in(x))
+        agg = _sym(_dense(ei)) @ h
+        h = h + F.gelu(hop.lins[0](torch.cat([h, agg], -1)))
+        return hop.lin_out(h)
+
+    nan = x.clone()
+    nan[1, 3] = math.nan
+    out = []
+    for label, ei in (("ring", RING), ("no-edges", RING[:, :0])):
+        out += [case("nn.models.GRAND", label, lambda ei=ei: grand(x, ei),
+                     Equals(lambda ei=ei: grand_reference(ei))),
+                case("nn.models.AffinityHopNet", label, lambda ei=ei: hop(x, ei),
+                     Equals(lambda ei=ei: hop_reference(ei)))]
+    for name, model in (("GRAND", grand), ("AffinityHopNet", hop)):
+        entry = f"nn.models.{name}"
+        out += [
+            case(entry, "x-nan", lambda model=model: model(nan, RING), Raises("x")),
+            case(entry, "edge_index-range", lambda model=model: model(x[:3], RING),
+                 Raises("edge_index")),
+            case(entry, "x-width", lambda model=model: model(randn(N, FIN + 1), RING),
+                 Raises("x")),
+        ]
+    ctor = {
+        "GRAND": (GRAND, {
+            "drop_node-one": ((FIN, OUT), {"drop_node": 1.0}, "drop_node"),
+            "hidden_channels-zero": ((FIN, OUT, 0), {}, "hidden_channels"),
+        }),
+        "AffinityHopNet": (AffinityHopNet, {
+            "conv-unknown": ((FIN, OUT), {"conv": "gcn"}, "conv"),
+            "num_layers-zero": ((FIN, OUT), {"num_layers": 0}, "num_layers"),
+            "norm-unknown": ((FIN, OUT), {"norm": "batch"}, "norm"),
+        }),
+    }
+    for name, (cls, table) in ctor.items():
+        for label, (args, kw, arg) in table.items():
+            out.append(case(f"nn.models.{name}", label,
+                            lambda cls=cls, args=args, kw=kw: cls(*args, **kw), Raises(arg)))
     return out
 
 

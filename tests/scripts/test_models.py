@@ -409,3 +409,21 @@ def test_node_classification_runs_a_residual_model(monkeypatch):
                   csbm_nodes=40, progress=False)
     assert [(r["model"], r["hops"], r["epochs_run"]) for r in rows] == [
         ("GAT-sep", "", 2), ("ResMLP", "", 2)]
+
+
+def test_the_scripts_default_to_the_original_models():
+    # the residual baselines run when named: the defaults of the scripts stay the 8 models
+    import inspect
+
+    import _models as M
+    import bench_training
+    import compare_hops
+
+    assert M.DEFAULT_MODELS == ("GCN", "GAT", "APPNP", "TransformerConv", "AffinityAttention",
+                                "AffinityAttentionRW", "AffinityDiffusion",
+                                "AffinityDiffusionCR")
+    assert set(M.MODELS) == set(M.DEFAULT_MODELS) | set(M.RESIDUAL_MODELS)
+    assert nc.build_parser().parse_args([]).models == list(M.DEFAULT_MODELS)
+    assert compare_hops.FULL_NODE_MODELS == M.DEFAULT_MODELS
+    assert "default=list(DEFAULT_MODELS)" in inspect.getsource(bench_training.main)
+    assert nc.build_parser().parse_args(["--models", "GAT-sep"]).models == ["GAT-sep"]
