@@ -638,11 +638,11 @@ def _take_done_rows(rows: Sequence[dict], jobs: Sequence[tuple[str, int, int]],
     for r in results:
         if r["selector"] in wanted and r["k"] in ks:
             by_job.setdefault((r["dataset"], r["seed"], r["fold"]), []).append(r)
+    order = {s: i for i, s in enumerate(selectors)}
     for job in jobs:
         have = {(r["selector"], r["k"]) for r in by_job.get(job, [])}
         need = {(s, k) for s in selectors if (job[0], s) not in failed for k in ks}
         if by_job.get(job) and need <= have:
-            order = {s: i for i, s in enumerate(selectors)}
             done[job] = sorted(dedupe_rows(by_job[job]),
                                key=lambda r: (order[r["selector"]], r["k"]))
 

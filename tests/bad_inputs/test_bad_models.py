@@ -44,6 +44,13 @@ def _mlp_reference(model, x, ei):
     return APPNP(model.prop.K, model.prop.alpha)(h, ei.long())
 
 
+def _constructor_cases(ctor):
+    """``{model name: (class, {label: (args, kwargs, argument named)})}`` as error cases."""
+    return [case(f"nn.models.{name}", label,
+                 lambda cls=cls, args=args, kw=kw: cls(*args, **kw), Raises(arg))
+            for name, (cls, table) in ctor.items() for label, (args, kw, arg) in table.items()]
+
+
 def _cases():
     net, tc, grand, mlp = _models()
     x = randn(N, FIN, seed=1)
@@ -95,10 +102,7 @@ def _cases():
             "dropout-negative": ((FIN, OUT), {"dropout": -0.5}, "dropout"),
         }),
     }
-    for name, (cls, table) in ctor.items():
-        for label, (args, kw, arg) in table.items():
-            out.append(case(f"nn.models.{name}", label,
-                            lambda cls=cls, args=args, kw=kw: cls(*args, **kw), Raises(arg)))
+    out += _constructor_cases(ctor)
     logits = [randn(N, OUT, seed=s) for s in (5, 6)]
 
     def loss_reference(zs, t=0.5):
@@ -223,10 +227,7 @@ def _new_model_cases():
             "norm-unknown": ((FIN, OUT), {"norm": "batch"}, "norm"),
         }),
     }
-    for name, (cls, table) in ctor.items():
-        for label, (args, kw, arg) in table.items():
-            out.append(case(f"nn.models.{name}", label,
-                            lambda cls=cls, args=args, kw=kw: cls(*args, **kw), Raises(arg)))
+    out += _constructor_cases(ctor)
     return out
 
 
