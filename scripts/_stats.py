@@ -16,7 +16,8 @@ import numpy as np
 from scipy.stats import friedmanchisquare, rankdata, studentized_range, wilcoxon
 
 __all__ = ["average_ranks", "cd_diagram", "cd_text", "friedman", "holm", "nemenyi_cd",
-           "nemenyi_groups", "nemenyi_pvalues", "q_alpha", "rank_table", "wilcoxon_holm"]
+           "nemenyi_groups", "nemenyi_pvalues", "q_alpha", "rank_table", "wilcoxon_holm",
+           "wilcoxon_p"]
 
 # Demšar (2006), Table 5(a): critical values q_alpha of the two-tailed Nemenyi test
 # (the studentized range statistic divided by sqrt(2)), k = 2 .. 10 methods
@@ -120,7 +121,9 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return adj
 
 
-def _wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
+def wilcoxon_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The two-sided Wilcoxon signed-rank p of paired samples ``x``, ``y`` (zero differences
+    dropped, no continuity correction); 1 when all pairs are equal."""
     if np.all(x == y):
         return 1.0
     return float(wilcoxon(x, y, zero_method="wilcox", correction=False,
@@ -148,7 +151,7 @@ def wilcoxon_holm(scores: np.ndarray, pairs: Sequence[tuple[int, int]] | None = 
     for i, j in pairs:
         if not (0 <= i < k and 0 <= j < k) or i == j:
             raise ValueError(f"pairs must name two different columns in [0, {k}), got {(i, j)}")
-    raw = [_wilcoxon_p(a[:, i], a[:, j]) for i, j in pairs]
+    raw = [wilcoxon_p(a[:, i], a[:, j]) for i, j in pairs]
     adj = holm(raw)
     return {pair: (p, float(q)) for pair, p, q in zip(pairs, raw, adj)}
 

@@ -762,6 +762,30 @@ def family_stats(rows: list[dict], fam: str, k: int, alpha: float = 0.05) -> dic
                             for j in range(len(have)) if j != h}
         out["diff_mean"] = {have[j]: float(np.mean(table[:, h] - table[:, j]))
                             for j in range(len(have)) if j != h}
+        out["partial"] = _partial_pairs(rows, head, missing, k)
+    return out
+
+
+def _partial_pairs(rows: list[dict], head: str, others: Sequence[str], k: int
+                   ) -> dict[str, tuple[int, float, float]]:
+    """``{selector: (sets, mean accuracy difference, Wilcoxon p)}`` of ``head`` against each
+    of ``others`` on the datasets with more than ``k`` features where both have results (a
+    selector left out on some sets, e.g. stopped by the time limit, is compared where it ran;
+    the p-value is uncorrected, outside the Holm families). Fewer than 2 common sets: left
+    out."""
+    from _stats import wilcoxon_p
+
+    acc = _group(rows, ("dataset", "k", "selector"), "accuracy")
+    out = {}
+    for other in others:
+        common = _ordered([r["dataset"] for r in rows if r["k"] == k and r["n_features"] > k
+                           and (r["dataset"], k, head) in acc
+                           and (r["dataset"], k, other) in acc])
+        if len(common) < 2:
+            continue
+        a = np.array([np.mean(acc[(d, k, head)]) for d in common])
+        b = np.array([np.mean(acc[(d, k, other)]) for d in common])
+        out[other] = (len(common), float(np.mean(a - b)), wilcoxon_p(a, b))
     return out
 
 
@@ -827,6 +851,17 @@ def format_family_tables(rows: list[dict], alpha: float = 0.05) -> str:
             text.append("Not in the table (no results on every set with more than k "
                         f"features): {', '.join(f'`{m}`' for m in missing)}; see the "
                         "per-dataset tables for where they ran.")
+            prow = []
+            for m in missing:
+                cells = []
+                for k, st in stats.items():
+                    n, diff, pv = st.get("partial", {}).get(m, (0, math.nan, math.nan))
+                    cells.append(f"{100 * diff:+.2f} / {pv:.2g} ({n} sets)" if n else "—")
+                prow.append([m, *cells])
+            if any(c != "—" for r in prow for c in r[1:]):
+                text.append("The headline against them on the sets where both ran: mean "
+                            "accuracy difference (points) / Wilcoxon p, uncorrected (sets)\n\n"
+                            + markdown_table(["selector", *[f"k={k}" for k in stats]], prow))
         text.append("\n".join(f"- k={k}: {_sig_sentence(st)}" for k, st in stats.items()))
         for k, st in stats.items():
             text.append(f"Critical-difference diagram, {fam}, k={k}:\n\n```text\n"

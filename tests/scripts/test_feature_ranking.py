@@ -316,6 +316,31 @@ def test_family_stats_against_scipy():
     assert st["planned"]["mrmr"] == pytest.approx((p_mr, holm[p_mr]))
 
 
+def test_a_selector_missing_on_some_sets_is_compared_where_it_ran():
+    # oracle: scipy's Wilcoxon test on the per-dataset means of the sets both ran on
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(2)
+    sels = ["anova", "mrmr", "inffs-rel-cv", "mi"]
+    rows = [dict(dataset=f"d{i}", selector=s, seed=0, fold=f, k=10, k_eff=10,
+                 n_features=100, accuracy=float(rng.random()), precision=None, fit_s=0.0)
+            for i in range(9) for s in sels for f in range(2)
+            if not (s == "mi" and i >= 7)]  # mi stopped on d7 and d8
+    st = fr.family_stats(rows, "supervised", 10)
+    assert "mi" not in st["selectors"] and st["missing"] == ["mi"]
+
+    def mean(d, s):
+        return np.mean([r["accuracy"] for r in rows if r["dataset"] == d and r["selector"] == s])
+
+    a = np.array([mean(f"d{i}", "inffs-rel-cv") for i in range(7)])
+    b = np.array([mean(f"d{i}", "mi") for i in range(7)])
+    n, diff, p = st["partial"]["mi"]
+    assert n == 7 and diff == pytest.approx(float(np.mean(a - b)))
+    assert p == pytest.approx(wilcoxon(a, b).pvalue)
+    text = fr.format_family_tables(rows)
+    assert f"{100 * diff:+.2f} / {p:.2g} (7 sets)" in text
+
+
 def test_lapscore_is_the_laplacian_score_of_its_graph():
     # oracle: He et al.'s score f~'Lf~ / f~'Df~ (lower is better) on scikit-feature's default
     # graph (cosine 5-NN, binary), in float64 by hand
