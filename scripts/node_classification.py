@@ -47,8 +47,8 @@ from _common import (  # noqa: E402
     single_thread_pool, write_rows,
 )
 from _models import (  # noqa: E402
-    ATTENTION_MODELS, ATTN_DROPOUT, DEFAULT_MODELS, HOP_MODELS, MODELS, SPECS, build_model,
-    check_dropout,
+    ATTENTION_MODELS, ATTN_DROPOUT, BUDGETS, DEFAULT_MODELS, Budget, HOP_MODELS, MODELS, SPECS,
+    build_model, check_dropout, resolve_budget,
 )
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
@@ -190,7 +190,7 @@ def make_csbm_graph(n: int, homophily: float, seed: int) -> Data:
 def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
                epochs: int = 500, patience: int = 100, seed: int = 0,
                device: torch.device | str = "cpu", attn_dropout: float | None = None,
-               metric: str = "accuracy",
+               metric: str = "accuracy", budget: str | Budget | None = None,
                on_epoch: Callable[[int, Tensor], None] | None = None) -> dict:
     """Train one model on one graph (on ``device``); the scores at the best validation epoch.
 
@@ -201,7 +201,10 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     which does not round to a tie at 1 where the model is confident) and needs a binary ``y``
     with both classes in every mask.
     ``attn_dropout`` overrides the attention models' attention dropout (see
-    :func:`_models.build_model`). A model whose spec has a ``consistency`` objective
+    :func:`_models.build_model`). ``budget`` (a name in :data:`_models.BUDGETS`, default
+    ``"paper"``) sizes the residual baselines (:data:`_models.RESIDUAL_MODELS`), sets their
+    learning rate, and they train for its ``steps`` instead of ``epochs``; the other models
+    refuse it. A model whose spec has a ``consistency`` objective
     (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean cross-entropy of that many
     stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
     each epoch's evaluation-mode logits ``out`` (``[N, C]``).
@@ -221,9 +224,11 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
                              f"{num_classes} classes")
         for split in ("val", "test", "train"):  # once: the per-epoch AUC runs unchecked
             check_binary_target(data.y[data[f"{split}_mask"]], name=f"y[{split}_mask]")
+    if SPECS[model_name].budgeted:
+        epochs = resolve_budget(budget).steps
     set_seed(seed)
     model, opt = build_model(model_name, data.num_features, num_classes, hops,
-                             attn_dropout=attn_dropout)
+                             attn_dropout=attn_dropout, budget=budget)
     cons = SPECS[model_name].consistency
     model = model.to(device)  # in place: the optimiser's parameters move with it
     data = data.to(device)
@@ -298,7 +303,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
         on_row: Callable[[list[dict]], None] | None = None,
         done: Sequence[dict] = (), workers: int = 1,
         time_limit: float | None = None,
-        attn_dropout: float | Sequence[float] = ATTN_DROPOUT) -> list[dict]:
+        attn_dropout: float | Sequence[float] = ATTN_DROPOUT, budget: str = "paper"
+        ) -> list[dict]:
     """Train every (dataset, model, hop count, seed); one row per run.
 
     Args:
@@ -329,6 +335,9 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
             attention-model rows without the field are refused.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
+        budget: the name in :data:`_models.BUDGETS` that sizes and trains the residual
+            baselines (:func:`train_eval`); their rows record it as ``budget``, and kept
+            ``done`` rows of another budget are refused.
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``, the
@@ -350,7 +359,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     drops = [attn_dropout] if isinstance(attn_dropout, (int, float)) else list(attn_dropout)
-    check_kept_rows(done, drops)
+    check_budget_name(budget)
+    check_kept_rows(done, drops, budget=budget)
     variants = [(k, p) for k in hops
                 for p in dict.fromkeys(_effective_attn_dropout(hop_label(k), q) for q in drops)]
     hops_only = [(k, None) for k in hops]
@@ -363,7 +373,7 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
              if (name, m, hop_label(k), seed, p) not in finished]
     new: dict[tuple, dict] = {}
     setup = dict(data_root=data_root, csbm_nodes=csbm_nodes, epochs=epochs,
-                 patience=patience, device=str(device))
+                 patience=patience, device=str(device), budget=budget)
 
     def rows_so_far() -> list[dict]:
         return list(done) + [new[t] for t in tasks if t in new]
@@ -418,7 +428,7 @@ _GRAPHS: dict[tuple, Data] = {}
 
 def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
              data_root: str | os.PathLike | None, csbm_nodes: int, epochs: int, patience: int,
-             device: str) -> dict:
+             device: str, budget: str = "paper") -> dict:
     """One run ``(dataset, seed, model, hops, attn_dropout)`` as a result row (in this process
     or a pool worker; the last few graphs are kept, so a worker loads a graph once per seed)."""
     name, seed, model_name, k, attn_dropout = task
@@ -427,20 +437,34 @@ def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
         while len(_GRAPHS) >= 4:
             _GRAPHS.pop(next(iter(_GRAPHS)))
         _GRAPHS[key] = load_graph(name, data_root, csbm_nodes=csbm_nodes, seed=seed)
+    budgeted = SPECS[model_name].budgeted
     res = train_eval(model_name, _GRAPHS[key], hops=k, epochs=epochs, patience=patience,
                      seed=seed, device=device, attn_dropout=attn_dropout,
-                     metric=dataset_metric(name))
+                     metric=dataset_metric(name), budget=budget if budgeted else None)
     row = {"dataset": name, "model": model_name, "hops": hop_label(k), "seed": seed, **res,
            "device": str(device)}
     if model_name in ATTENTION_MODELS:
         row["attn_dropout"] = attn_dropout
+    if budgeted:
+        row["budget"] = budget
     return row
 
 
-def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None:
-    """Raise ``ValueError`` for an attention dropout outside ``[0, 1)`` or a kept attention row
+def check_budget_name(budget: object) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``budget`` names one of
+    :data:`_models.BUDGETS` (rows record the name)."""
+    if not isinstance(budget, str):
+        raise TypeError(f"budget must be a name in {tuple(BUDGETS)}, got "
+                        f"{type(budget).__name__}")
+    resolve_budget(budget)
+
+
+def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float], *,
+                    budget: str = "paper") -> None:
+    """Raise ``ValueError`` for an attention dropout outside ``[0, 1)``, a kept attention row
     that does not record its attention dropout (rows written before 2026-11-27, when the
-    default was 0.6 and rows did not say)."""
+    default was 0.6 and rows did not say), or a kept residual-baseline row trained with
+    another budget than ``budget`` (rows without the field were trained with ``"paper"``)."""
     if not attn_dropout:
         raise ValueError("give at least one attn_dropout")
     for p in attn_dropout:
@@ -451,6 +475,11 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float]) -> None
                 f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) has "
                 "no attn_dropout (rows from before 2026-11-27 were trained with 0.6): add the "
                 "field to the file or write to another one")
+        if SPECS[r["model"]].budgeted and r.get("budget", "paper") != budget:
+            raise ValueError(
+                f"a kept row ({r['dataset']} {r['model']} seed {r['seed']}) was trained with "
+                f"budget {r.get('budget', 'paper')!r}, this run with {budget!r}: pass that "
+                "--budget or write to another file")
 
 
 def _effective_attn_dropout(hops: str, attn_dropout: float) -> float:
@@ -720,6 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"attention dropout of AffinityAttention(RW), one value or several to "
                         f"compare (default: {ATTN_DROPOUT}, chosen on validation; the README's "
                         "cSBM and WebKB tables used 0.6)")
+    p.add_argument("--budget", default="paper", choices=list(BUDGETS),
+                   help="size and training steps of the residual baselines (GCN-res, SAGE, "
+                        "GAT-sep, GT, GT-sep, ResMLP, ...; _models.BUDGETS): 'paper' is "
+                        "Platonov et al.'s (512 wide, 5 blocks, 1000 steps), 'cpu' 128 wide and "
+                        "2 blocks; --epochs does not apply to them (default: paper)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
@@ -765,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         datasets = [canonical_dataset(d) for d in args.datasets]
         hops = parse_hops(args.hops)
         done = resume_rows(args.json) if args.resume else []
-        check_kept_rows(done, args.attn_dropout)
+        check_kept_rows(done, args.attn_dropout, budget=args.budget)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     root = args.data_root
@@ -777,6 +811,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                epochs=args.epochs, patience=args.patience, csbm_nodes=args.csbm_nodes,
                progress=not args.no_progress, device=resolve_device(args.device),
                workers=args.workers, time_limit=args.time_limit, attn_dropout=args.attn_dropout,
+               budget=args.budget,
                on_row=(lambda r: write_rows(r, json_path=args.json)) if args.json else None)
     if not rows:
         print("no runs finished")

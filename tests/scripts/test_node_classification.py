@@ -460,3 +460,32 @@ def test_main_tiny_run_on_minesweeper_and_chameleon(data_root, tmp_path, capsys)
         roc_auc_score(data.y[m].numpy(), prob[m].numpy()), abs=1e-12)
     nc.main(["--load", str(js), "--no-plot"])
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")] == table
+
+
+def test_the_budget_sizes_and_trains_the_residual_baselines(tmp_path):
+    from _models import Budget
+
+    data = nc.load_graph("csbm-0.8", None, csbm_nodes=40, seed=0)
+    tiny = Budget(hidden=8, layers=1, heads=2, steps=3)
+    # the budget's steps, not epochs, bound the run (patience never stops it here)
+    res = nc.train_eval("ResMLP", data, epochs=50, patience=50, budget=tiny)
+    assert res["epochs_run"] == 3
+    assert nc.train_eval("GCN", data, epochs=4, patience=50)["epochs_run"] == 4
+    with pytest.raises(ValueError, match="budget applies to"):
+        nc.train_eval("GCN", data, epochs=4, budget="cpu")
+    js = tmp_path / "rows.json"
+    common = ["--datasets", "csbm-0.8", "--models", "GCN", "ResMLP", "--epochs", "2",
+              "--patience", "2", "--csbm-nodes", "40", "--seeds", "1", "--json", str(js),
+              "--no-plot", "--no-progress"]
+    rows = nc.main(common + ["--budget", "cpu"])
+    assert [r.get("budget") for r in rows] == [None, "cpu"]
+    # GCN stops at --epochs 2; ResMLP runs past it (the budget's 1000 steps, patience 2 stops it)
+    assert rows[0]["epochs_run"] <= 2 < rows[1]["epochs_run"] <= 1000
+    with pytest.raises(SystemExit, match="budget 'cpu', this run with 'paper'"):
+        nc.main(common + ["--resume"])
+    with pytest.raises(SystemExit):
+        nc.main(common + ["--budget", "gpu"])
+    with pytest.raises(ValueError, match="unknown budget 'gpu'"):
+        nc.run(["csbm-0.8"], ["ResMLP"], seeds=1, budget="gpu", progress=False)
+    with pytest.raises(TypeError, match="budget must be a name"):
+        nc.run(["csbm-0.8"], ["ResMLP"], seeds=1, budget=tiny, progress=False)
