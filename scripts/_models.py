@@ -1,4 +1,4 @@
-"""Node-classification models of ``node_classification.py``: PyG baselines and affgraph's models.
+r"""Node-classification models of ``node_classification.py``: PyG baselines and affgraph's models.
 
 Every model maps ``(x, edge_index)`` to class logits and carries its optimiser settings in
 :data:`SPECS`. The baselines use their published hyper-parameters:
@@ -41,8 +41,17 @@ dropout, then LayerNorm and an output linear map:
 ``-sep`` (ego/neighbour separation): the conv runs without self-loops and its output enters the
 block beside the node's own representation, ``[h, conv(h)]``, through separate weights.
 
-Their sizes and training are a :class:`Budget`, one for every model (``build_model(...,
-budget=...)``; :data:`BUDGETS`):
+affgraph's hop models in the same framework (:data:`HOP_NET_MODELS`), run once per hop count
+``K``: :class:`~affgraph.nn.models.AffinityHopNet` with ego/neighbour separation, residual blocks
+and layer norm, each block's aggregation a ``K``-hop series :math:`\sum_{k=0}^{K}\theta_k
+\mathbf{S}^k` whose coefficients start at personalised PageRank's (``alpha = 0.1``) and are
+learnt, free to take any sign (GPR-GNN); at ``K = inf`` the fixed PageRank closed form:
+
+- ``AffinityHopAttention``: :math:`\mathbf{S}` the attention softmax (``heads`` heads).
+- ``AffinityHopDiffusion``: :math:`\mathbf{S} = \mathbf{D}^{-1}\mathbf{A}`, the neighbour mean.
+
+Their sizes and training are a :class:`Budget`, one for every one of these models
+(:data:`BUDGETED_MODELS`; ``build_model(..., budget=...)``; :data:`BUDGETS`):
 
 - ``"paper"`` (the default): the paper's settings: hidden 512, 5 layers (the paper picks 1-5 on
   validation; ``dataclasses.replace(budget, layers=k)`` gives the others), 8 heads, dropout 0.2,
@@ -65,29 +74,34 @@ from torch_geometric.nn import APPNP, GATConv, GCNConv, SAGEConv, TransformerCon
 from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from affgraph.nn import AffinityDiffusion
-from affgraph.nn.models import AffinityAttentionNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion
+from affgraph.nn.models import (AffinityAttentionNet, AffinityHopNet, DropNodeDiffusion,
+                                GRANDLoss, MLPDiffusion)
 from affgraph._checks import check_choice, check_dropout, check_positive_int
 from affgraph.nn.models._checks import check_model_input
 
 #: the baselines of Platonov et al. (ICLR 2023), name -> :class:`ResidualGNN` ``kind``
 RESIDUAL_KINDS = {"ResMLP": "mlp", "GCN-res": "gcn", "SAGE": "sage", "GAT-res": "gat",
                   "GAT-sep": "gat-sep", "GT": "gt", "GT-sep": "gt-sep"}
-#: the models sized by a :class:`Budget` (``build_model(..., budget=...)``)
 RESIDUAL_MODELS = tuple(RESIDUAL_KINDS)
+#: affgraph's hop models in that framework, name -> ``AffinityHopNet`` ``conv``
+HOP_NET_CONVS = {"AffinityHopAttention": "attention", "AffinityHopDiffusion": "diffusion"}
+HOP_NET_MODELS = tuple(HOP_NET_CONVS)
+#: the models sized by a :class:`Budget` (``build_model(..., budget=...)``)
+BUDGETED_MODELS = RESIDUAL_MODELS + HOP_NET_MODELS
 #: the models the scripts run when not told otherwise (the residual baselines, sized for the
 #: heterophilous benchmark, run when named)
 DEFAULT_MODELS = ("GCN", "GAT", "APPNP", "TransformerConv", "AffinityAttention",
                   "AffinityAttentionRW", "AffinityDiffusion", "AffinityDiffusionCR")
-MODELS = DEFAULT_MODELS + RESIDUAL_MODELS
+MODELS = DEFAULT_MODELS + BUDGETED_MODELS
 #: the models with an attention dropout (``--attn-dropout``)
 ATTENTION_MODELS = ("AffinityAttention", "AffinityAttentionRW")
 #: the models run once per hop count (``--hops``)
-HOP_MODELS = ATTENTION_MODELS + ("AffinityDiffusionCR",)
+HOP_MODELS = ATTENTION_MODELS + ("AffinityDiffusionCR",) + HOP_NET_MODELS
 #: attention dropout of the attention models (``AffinityAttentionNet``'s default)
 ATTN_DROPOUT = 0.0
 
 __all__ = ["DEFAULT_MODELS", "MODELS", "ATTENTION_MODELS", "HOP_MODELS", "RESIDUAL_MODELS",
-           "RESIDUAL_KINDS", "ATTN_DROPOUT", "SPECS", "ModelSpec", "Budget", "BUDGETS", "ResidualGNN",
+           "RESIDUAL_KINDS", "HOP_NET_MODELS", "HOP_NET_CONVS", "BUDGETED_MODELS", "ATTN_DROPOUT", "SPECS", "ModelSpec", "Budget", "BUDGETS", "ResidualGNN",
            "build_model", "resolve_budget", "check_dropout"]
 
 
@@ -128,7 +142,7 @@ class TwoLayerAttention(nn.Module):
 
 @dataclass(frozen=True)
 class Budget:
-    """Size and training length of the :data:`RESIDUAL_MODELS`, the same for every one of them.
+    """Size and training length of the :data:`BUDGETED_MODELS`, the same for every one of them.
 
     ``hidden`` is the width of every block (a multiple of ``heads``; the attention convs have
     ``heads`` heads of ``hidden // heads`` channels), ``layers`` the number of residual blocks
@@ -361,6 +375,22 @@ def _residual_spec(kind: str) -> ModelSpec:
     return ModelSpec(build, lr=BUDGETS["paper"].lr, weight_decay=0.0, budgeted=True)
 
 
+def _hop_net_spec(conv: str) -> ModelSpec:
+    """The spec of an :class:`AffinityHopNet` hop model (``K`` hops, one unless told): sized by
+    a budget like the residual baselines; learnt hop coefficients from PageRank's at finite
+    ``K``, the PageRank closed form at ``K = inf``."""
+    def build(k: int, c: int, h: int | float | None, budget: Budget = BUDGETS["paper"]
+              ) -> AffinityHopNet:
+        hops = 1 if h is None else h
+        return AffinityHopNet(k, c, hops, hidden_channels=budget.hidden,
+                              num_layers=budget.layers, conv=conv, sep=True, residual=True,
+                              norm="layer", heads=budget.heads if conv == "attention" else 1,
+                              dropout=budget.dropout, coeffs="ppr", alpha=0.1,
+                              learn_coeffs=hops != math.inf,
+                              normalize="row" if conv == "diffusion" else None)
+    return ModelSpec(build, lr=BUDGETS["paper"].lr, weight_decay=0.0, budgeted=True)
+
+
 SPECS: dict[str, ModelSpec] = {
     "GCN": ModelSpec(lambda k, c, h: GCN(k, c), lr=0.01, weight_decay=5e-4, decay_only="conv1"),
     "GAT": ModelSpec(lambda k, c, h: TwoLayerAttention(GATConv, k, c), lr=0.005,
@@ -377,6 +407,7 @@ SPECS: dict[str, ModelSpec] = {
         lambda k, c, h: DropNodeDiffusion(k, c, 8 if h is None else h), lr=0.01,
         weight_decay=5e-4, consistency=GRANDLoss(samples=2, weight=1.0, temperature=0.5)),
     **{name: _residual_spec(kind) for name, kind in RESIDUAL_KINDS.items()},
+    **{name: _hop_net_spec(conv) for name, conv in HOP_NET_CONVS.items()},
 }
 
 
@@ -403,7 +434,7 @@ def build_model(name: str, in_channels: int, num_classes: int,
 
     ``attn_dropout`` overrides the attention dropout of the attention models (default
     :data:`ATTN_DROPOUT`); the other models refuse it. ``budget`` (a name in :data:`BUDGETS`
-    or a :class:`Budget`; default ``"paper"``) sizes the :data:`RESIDUAL_MODELS` and sets
+    or a :class:`Budget`; default ``"paper"``) sizes the :data:`BUDGETED_MODELS` and sets
     their learning rate; the other models refuse it.
     """
     if name not in SPECS:
@@ -418,7 +449,7 @@ def build_model(name: str, in_channels: int, num_classes: int,
         chosen = resolve_budget(budget)
         model, lr = spec.build(in_channels, num_classes, hops, budget=chosen), chosen.lr
     elif budget is not None:
-        raise ValueError(f"budget applies to {', '.join(RESIDUAL_MODELS)}, not {name}")
+        raise ValueError(f"budget applies to {', '.join(BUDGETED_MODELS)}, not {name}")
     elif attn_dropout is None:
         model = spec.build(in_channels, num_classes, hops)
     elif name not in ATTENTION_MODELS:

@@ -202,8 +202,8 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     with both classes in every mask.
     ``attn_dropout`` overrides the attention models' attention dropout (see
     :func:`_models.build_model`). ``budget`` (a name in :data:`_models.BUDGETS`, default
-    ``"paper"``) sizes the residual baselines (:data:`_models.RESIDUAL_MODELS`), sets their
-    learning rate, and they train for its ``steps`` instead of ``epochs``; the other models
+    ``"paper"``) sizes the budgeted models (:data:`_models.BUDGETED_MODELS`: the residual
+    baselines and affgraph's hop nets), sets their learning rate, and they train for its ``steps`` instead of ``epochs``; the other models
     refuse it. A model whose spec has a ``consistency`` objective
     (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean cross-entropy of that many
     stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
@@ -335,8 +335,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
             attention-model rows without the field are refused.
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
-        budget: the name in :data:`_models.BUDGETS` that sizes and trains the residual
-            baselines (:func:`train_eval`); their rows record it as ``budget``, and kept
+        budget: the name in :data:`_models.BUDGETS` that sizes and trains the budgeted
+            models (the residual baselines and the hop nets; :func:`train_eval`); their rows record it as ``budget``, and kept
             ``done`` rows of another budget are refused.
 
     Returns:
@@ -751,7 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cSBM and WebKB tables used 0.6)")
     p.add_argument("--budget", default="paper", choices=list(BUDGETS),
                    help="size and training steps of the residual baselines (GCN-res, SAGE, "
-                        "GAT-sep, GT, GT-sep, ResMLP, ...; _models.BUDGETS): 'paper' is "
+                        "GAT-sep, GT, GT-sep, ResMLP, ...) and of the hop nets "
+                        "(AffinityHopAttention, AffinityHopDiffusion; _models.BUDGETS): 'paper' is "
                         "Platonov et al.'s (512 wide, 5 blocks, 1000 steps), 'cpu' 128 wide and "
                         "2 blocks; --epochs does not apply to them (default: paper)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],

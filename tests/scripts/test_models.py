@@ -369,7 +369,8 @@ def test_build_model_errors_for_the_residual_models():
 def test_the_existing_models_keep_their_names_and_order():
     assert MODELS == ("GCN", "GAT", "APPNP", "TransformerConv", "AffinityAttention",
                       "AffinityAttentionRW", "AffinityDiffusion", "AffinityDiffusionCR",
-                      "ResMLP", "GCN-res", "SAGE", "GAT-res", "GAT-sep", "GT", "GT-sep")
+                      "ResMLP", "GCN-res", "SAGE", "GAT-res", "GAT-sep", "GT", "GT-sep",
+                      "AffinityHopAttention", "AffinityHopDiffusion")
     model, opt = build_model("GCN", 5, 3, None)  # positional hops as before
     assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(0.01, 5e-4), (0.01, 0.0)]
 
@@ -405,10 +406,11 @@ def test_residual_models_are_deterministic_under_a_seed():
 
 def test_node_classification_runs_a_residual_model(monkeypatch):
     monkeypatch.setitem(BUDGETS, "paper", TINY)  # the script's default budget, made tiny
-    rows = nc.run(["csbm-0.9"], ["GAT-sep", "ResMLP"], seeds=1, epochs=2, patience=2,
+    rows = nc.run(["csbm-0.9"], ["GAT-sep", "ResMLP"], seeds=1, epochs=2, patience=20,
                   csbm_nodes=40, progress=False)
+    # the budget's 10 steps, not epochs=2, bound their training
     assert [(r["model"], r["hops"], r["epochs_run"]) for r in rows] == [
-        ("GAT-sep", "", 2), ("ResMLP", "", 2)]
+        ("GAT-sep", "", 10), ("ResMLP", "", 10)]
 
 
 def test_the_scripts_default_to_the_original_models():
@@ -422,8 +424,86 @@ def test_the_scripts_default_to_the_original_models():
     assert M.DEFAULT_MODELS == ("GCN", "GAT", "APPNP", "TransformerConv", "AffinityAttention",
                                 "AffinityAttentionRW", "AffinityDiffusion",
                                 "AffinityDiffusionCR")
-    assert set(M.MODELS) == set(M.DEFAULT_MODELS) | set(M.RESIDUAL_MODELS)
+    assert set(M.MODELS) == set(M.DEFAULT_MODELS) | set(M.BUDGETED_MODELS)
+    assert set(M.BUDGETED_MODELS) == set(M.RESIDUAL_MODELS) | set(M.HOP_NET_MODELS)
     assert nc.build_parser().parse_args([]).models == list(M.DEFAULT_MODELS)
     assert compare_hops.FULL_NODE_MODELS == M.DEFAULT_MODELS
     assert "default=list(DEFAULT_MODELS)" in inspect.getsource(bench_training.main)
     assert nc.build_parser().parse_args(["--models", "GAT-sep"]).models == ["GAT-sep"]
+
+
+# ---------------------------------------------------------------------------------------------
+# affgraph's hop nets in the same framework (AffinityHopNet, budgeted, one run per hop count)
+# ---------------------------------------------------------------------------------------------
+from affgraph.nn.models import AffinityHopNet  # noqa: E402
+from _models import HOP_MODELS, HOP_NET_MODELS  # noqa: E402
+
+
+@pytest.mark.parametrize("name, conv", [("AffinityHopAttention", "attention"),
+                                        ("AffinityHopDiffusion", "diffusion")])
+@pytest.mark.parametrize("hops", [None, 1, 3, math.inf])
+def test_hop_nets_are_the_documented_affinity_hop_net(name, conv, hops):
+    """The spec builds the AffinityHopNet the module docstring names (sep, residual, layer
+    norm, the budget's width, depth, heads and dropout, PageRank hop coefficients learnt at
+    finite K, the neighbour mean for diffusion): with the same weights, the same logits as one
+    built here; the hop coefficients start at alpha (1 - alpha)^k, (1 - alpha)^K last."""
+    torch.manual_seed(0)
+    model, opt = build_model(name, 5, 3, hops, budget=TINY)
+    K = 1 if hops is None else hops
+    finite = K != math.inf
+    ref = AffinityHopNet(5, 3, K, hidden_channels=TINY.hidden, num_layers=TINY.layers,
+                         conv=conv, sep=True, residual=True, norm="layer",
+                         heads=TINY.heads if conv == "attention" else 1, dropout=TINY.dropout,
+                         coeffs="ppr", alpha=0.1, learn_coeffs=finite,
+                         normalize="row" if conv == "diffusion" else None)
+    ref.load_state_dict(model.state_dict())
+    model, ref = model.double().eval(), ref.double().eval()
+    x, ei = _tiny_graph()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, ei), ref(x, ei), rtol=0, atol=0)
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(TINY.lr, 0.0)]
+    theta = model.hop_coefficients()
+    assert len(theta) == TINY.layers
+    if not finite:
+        assert theta == [None, None]
+        return
+    expected = [0.1 * 0.9 ** k for k in range(K)] + [0.9 ** K]
+    for t in theta:
+        assert t.requires_grad
+        torch.testing.assert_close(t.detach(), torch.tensor(expected, dtype=t.dtype),
+                                   rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", HOP_NET_MODELS)
+def test_hop_net_learns_signed_coefficients_and_its_loss_decreases(name):
+    """One Adam step at the budget's lr lowers the training loss and moves every block's
+    hop coefficients (they are trained, not fixed)."""
+    torch.manual_seed(0)
+    x, ei = _tiny_graph()
+    y = (x[:, 0] > 0).long()
+    model, opt = build_model(name, 5, 2, 3, budget=TINY)
+    model = model.double().eval()
+    before_theta = [t.detach().clone() for t in model.hop_coefficients()]
+
+    def loss():
+        return torch.nn.functional.cross_entropy(model(x, ei), y)
+
+    before = loss()
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = loss()
+    assert after < before - 1e-6
+    for old, new in zip(before_theta, model.hop_coefficients()):
+        assert not torch.equal(old, new.detach())
+
+
+def test_node_classification_runs_the_hop_nets_per_hop_count(monkeypatch):
+    monkeypatch.setitem(BUDGETS, "paper", TINY)
+    assert set(HOP_NET_MODELS) <= set(HOP_MODELS)
+    rows = nc.run(["csbm-0.2"], list(HOP_NET_MODELS), hops=[1, math.inf], seeds=1, epochs=50,
+                  patience=50, csbm_nodes=40, progress=False)
+    # the budget's 10 steps bound every run, and each hop count is a row
+    assert [(r["model"], r["hops"], r["epochs_run"], r["budget"]) for r in rows] == [
+        ("AffinityHopAttention", "1", 10, "paper"), ("AffinityHopAttention", "inf", 10, "paper"),
+        ("AffinityHopDiffusion", "1", 10, "paper"), ("AffinityHopDiffusion", "inf", 10, "paper")]
