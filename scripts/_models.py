@@ -101,7 +101,8 @@ HOP_MODELS = ATTENTION_MODELS + ("AffinityDiffusionCR",) + HOP_NET_MODELS
 ATTN_DROPOUT = 0.0
 
 __all__ = ["DEFAULT_MODELS", "MODELS", "ATTENTION_MODELS", "HOP_MODELS", "RESIDUAL_MODELS",
-           "RESIDUAL_KINDS", "HOP_NET_MODELS", "HOP_NET_CONVS", "BUDGETED_MODELS", "ATTN_DROPOUT", "SPECS", "ModelSpec", "Budget", "BUDGETS", "ResidualGNN",
+           "RESIDUAL_KINDS", "HOP_NET_MODELS", "HOP_NET_CONVS", "BUDGETED_MODELS",
+           "ATTN_DROPOUT", "SPECS", "ModelSpec", "Budget", "BUDGETS", "ResidualGNN",
            "build_model", "resolve_budget", "check_dropout"]
 
 

@@ -203,10 +203,10 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     ``attn_dropout`` overrides the attention models' attention dropout (see
     :func:`_models.build_model`). ``budget`` (a name in :data:`_models.BUDGETS`, default
     ``"paper"``) sizes the budgeted models (:data:`_models.BUDGETED_MODELS`: the residual
-    baselines and affgraph's hop nets), sets their learning rate, and they train for its ``steps`` instead of ``epochs``; the other models
-    refuse it. A model whose spec has a ``consistency`` objective
-    (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean cross-entropy of that many
-    stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
+    baselines and affgraph's hop nets), sets their learning rate, and they train for its
+    ``steps`` instead of ``epochs``; the other models refuse it. A model whose spec has a
+    ``consistency`` objective (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean
+    cross-entropy of that many stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
     each epoch's evaluation-mode logits ``out`` (``[N, C]``).
 
     Returns:
@@ -336,8 +336,8 @@ def run(datasets: Sequence[str] = DATASETS, models: Sequence[str] = DEFAULT_MODE
         time_limit: start no run after this many seconds (the running ones finish; a pool
             may already have handed each worker one more); the rest are left to ``--resume``.
         budget: the name in :data:`_models.BUDGETS` that sizes and trains the budgeted
-            models (the residual baselines and the hop nets; :func:`train_eval`); their rows record it as ``budget``, and kept
-            ``done`` rows of another budget are refused.
+            models (the residual baselines and the hop nets; :func:`train_eval`); their rows
+            record it as ``budget``, and kept ``done`` rows of another budget are refused.
 
     Returns:
         rows with ``dataset, model, hops`` (``"4"``, ``"inf"`` or ``""``), ``seed``, the
@@ -463,7 +463,7 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float], *,
                     budget: str = "paper") -> None:
     """Raise ``ValueError`` for an attention dropout outside ``[0, 1)``, a kept attention row
     that does not record its attention dropout (rows written before 2026-11-27, when the
-    default was 0.6 and rows did not say), or a kept residual-baseline row trained with
+    default was 0.6 and rows did not say), or a kept row of a budgeted model trained with
     another budget than ``budget`` (rows without the field were trained with ``"paper"``)."""
     if not attn_dropout:
         raise ValueError("give at least one attn_dropout")
@@ -475,10 +475,11 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float], *,
                 f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) has "
                 "no attn_dropout (rows from before 2026-11-27 were trained with 0.6): add the "
                 "field to the file or write to another one")
-        if SPECS[r["model"]].budgeted and r.get("budget", "paper") != budget:
+        kept_budget = r.get("budget", "paper")
+        if SPECS[r["model"]].budgeted and kept_budget != budget:
             raise ValueError(
                 f"a kept row ({r['dataset']} {r['model']} seed {r['seed']}) was trained with "
-                f"budget {r.get('budget', 'paper')!r}, this run with {budget!r}: pass that "
+                f"budget {kept_budget!r}, this run with {budget!r}: pass that "
                 "--budget or write to another file")
 
 
@@ -752,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default="paper", choices=list(BUDGETS),
                    help="size and training steps of the residual baselines (GCN-res, SAGE, "
                         "GAT-sep, GT, GT-sep, ResMLP, ...) and of the hop nets "
-                        "(AffinityHopAttention, AffinityHopDiffusion; _models.BUDGETS): 'paper' is "
+                        "(AffinityHopAttention, AffinityHopDiffusion; _models.BUDGETS): 'paper' "
+                        "is "
                         "Platonov et al.'s (512 wide, 5 blocks, 1000 steps), 'cpu' 128 wide and "
                         "2 blocks; --epochs does not apply to them (default: paper)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
