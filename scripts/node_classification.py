@@ -744,8 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sets of Platonov et al.: " + " ".join(DATASETS) + ")")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS)
     p.add_argument("--hops", nargs="+", default=[hop_label(k) for k in HOPS],
-                   help="hop counts of the hop models (AffinityAttention, AffinityAttentionRW, "
-                        "AffinityDiffusionCR), integers or inf (default: 1 2 4 8 16 inf)")
+                   help=f"hop counts of the hop models ({', '.join(HOP_MODELS)}), integers "
+                        "or inf (default: 1 2 4 8 16 inf)")
     p.add_argument("--attn-dropout", type=float, nargs="+", default=[ATTN_DROPOUT],
                    help=f"attention dropout of AffinityAttention(RW), one value or several to "
                         f"compare (default: {ATTN_DROPOUT}, chosen on validation; the README's "
