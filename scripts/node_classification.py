@@ -47,8 +47,8 @@ from _common import (  # noqa: E402
     single_thread_pool, write_rows,
 )
 from _models import (  # noqa: E402
-    ATTENTION_MODELS, ATTN_DROPOUT, BUDGETS, DEFAULT_MODELS, Budget, HOP_MODELS, MODELS, SPECS,
-    build_model, check_dropout, resolve_budget,
+    ATTENTION_MODELS, ATTN_DROPOUT, BUDGETED_MODELS, BUDGETS, DEFAULT_MODELS, Budget, HOP_MODELS,
+    MODELS, SPECS, build_model, check_dropout, resolve_budget,
 )
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
@@ -206,8 +206,9 @@ def train_eval(model_name: str, data: Data, *, hops: int | float | None = None,
     baselines and affgraph's hop nets), sets their learning rate, and they train for its
     ``steps`` instead of ``epochs``; the other models refuse it. A model whose spec has a
     ``consistency`` objective (:class:`affgraph.nn.models.GRANDLoss`) trains on the mean
-    cross-entropy of that many stochastic passes plus their consistency term. ``on_epoch(epoch, out)``, when given, sees
-    each epoch's evaluation-mode logits ``out`` (``[N, C]``).
+    cross-entropy of that many stochastic passes plus their consistency term.
+    ``on_epoch(epoch, out)``, when given, sees each epoch's evaluation-mode logits ``out``
+    (``[N, C]``).
 
     Returns:
         ``metric``, ``val_acc, test_acc, train_acc`` (always; at the best epoch), with
@@ -751,12 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"compare (default: {ATTN_DROPOUT}, chosen on validation; the README's "
                         "cSBM and WebKB tables used 0.6)")
     p.add_argument("--budget", default="paper", choices=list(BUDGETS),
-                   help="size and training steps of the residual baselines (GCN-res, SAGE, "
-                        "GAT-sep, GT, GT-sep, ResMLP, ...) and of the hop nets "
-                        "(AffinityHopAttention, AffinityHopDiffusion; _models.BUDGETS): 'paper' "
-                        "is "
-                        "Platonov et al.'s (512 wide, 5 blocks, 1000 steps), 'cpu' 128 wide and "
-                        "2 blocks; --epochs does not apply to them (default: paper)")
+                   help="size and training steps of the residual baselines and the hop nets "
+                        f"({', '.join(BUDGETED_MODELS)}; _models.BUDGETS): 'paper' is Platonov "
+                        "et al.'s (512 wide, 5 blocks, 1000 steps), 'cpu' 128 wide and 2 "
+                        "blocks; --epochs does not apply to them (default: paper)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
