@@ -225,6 +225,8 @@ def spmm(csr: CSR, values: Tensor, x: Tensor) -> Tensor:
     if _batch_heads(csr, heads):
         out = _SpMM.apply(values.t().reshape(-1), _head_major(x), csr.batched(heads))
         return _node_major(out, heads).to(dtype)
+    if heads == 1:  # no copy into a stacked output
+        return _SpMM.apply(values[:, 0].contiguous(), x[:, 0], csr).unsqueeze(1).to(dtype)
     outs = [_SpMM.apply(values[:, h].contiguous(), x[:, h].contiguous(), csr)
             for h in range(heads)]
     return torch.stack(outs, 1).to(dtype)

@@ -15,12 +15,19 @@ of the reference implementation, ``THUDM/GRAND``) and the reference's protocol:
   dataset's patience (or after 5000 epochs), and the test accuracy is read from the weights
   of the last epoch with the lowest validation loss.
 
+``--models GRANDAttention`` trains the same network, settings and protocol with a learned
+affinity in place of :math:`\hat{A}` (:class:`affgraph.nn.models.GRANDAttention`: softmax
+attention over the graph and its self-loops, starting from the random walk), and
+``GRANDAttention-fixed`` that network with its inverse temperature frozen at 0 (the random walk
+:math:`(D + I)^{-1}(A + I)` throughout: the fixed-affinity control).
+
 Prints a Markdown table of the test accuracy (mean ± sample standard deviation over seeds;
 the reference reports the mean of 100 seeds with numpy's population deviation) next to the
 published 85.4 / 75.4 / 82.7, and writes one row per run to ``--json``/``--csv`` when asked.
 
     python scripts/grand_planetoid.py --data-root /path/to/data            # 3 sets, 10 seeds
     python scripts/grand_planetoid.py --datasets Cora --seeds 1 --time-limit 120
+    python scripts/grand_planetoid.py --datasets Cora --models GRAND GRANDAttention
     python scripts/grand_planetoid.py --quick                              # seconds: a smoke run
 """
 from __future__ import annotations
@@ -44,12 +51,16 @@ from torch_geometric.utils import coalesce, to_undirected
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, mean_std, resolve_device, set_seed, write_rows  # noqa: E402
 
-from affgraph.nn.models.grand import GRANDSettings, grand_settings  # noqa: E402
+from affgraph.nn.models.grand import GRAND, GRANDSettings, grand_settings  # noqa: E402
+from affgraph.nn.models.grand_attention import GRANDAttention  # noqa: E402
 
 DATASETS = ("Cora", "CiteSeer", "PubMed")
 #: test accuracy (%) of GRAND in the paper (Table 2, mean of 100 runs)
 PUBLISHED = {"Cora": 85.4, "CiteSeer": 75.4, "PubMed": 82.7}
 _RAW = {"Cora": "cora", "CiteSeer": "citeseer", "PubMed": "pubmed"}
+#: the networks ``--models`` trains: the fixed affinity, the learned one, and the learned
+#: network with its inverse temperature frozen at 0 (the random walk, its fixed control)
+MODELS = ("GRAND", "GRANDAttention", "GRANDAttention-fixed")
 
 
 class ReferenceStopping:
@@ -128,20 +139,38 @@ def load_dataset(name: str, root: str | os.PathLike | None) -> Data:
     return data
 
 
+def build_model(name: str, settings: GRANDSettings, in_channels: int,
+                out_channels: int) -> GRAND:
+    """The network ``name`` of :data:`MODELS` with ``settings`` (support cached)."""
+    if name == "GRAND":
+        return settings.model(in_channels, out_channels, cached=True)
+    if name not in MODELS:
+        raise ValueError(f"model: unknown network {name!r}; choose from {MODELS}")
+    return GRANDAttention(in_channels, out_channels, settings.hidden_channels, settings.K,
+                          drop_node=settings.drop_node, input_dropout=settings.input_dropout,
+                          dropout=settings.dropout, batch_norm=settings.batch_norm,
+                          learn_affinity=name == "GRANDAttention", cached=True)
+
+
 def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
                 device: torch.device | str = "cpu", time_limit: float | None = None,
-                dataset: str = "") -> dict:
-    """One run of GRAND on ``data`` (``x``, ``edge_index``, optional ``edge_weight``, ``y`` and
-    the three masks) with ``settings``; the row of the run: validation loss and accuracy at
-    the best epoch, the test accuracy of its weights, the epochs run and why training
-    stopped (``"patience"``, ``"epochs"`` or ``"time"``, ``time_limit`` seconds)."""
+                dataset: str = "", model: str = "GRAND") -> dict:
+    """One run of ``model`` (:data:`MODELS`) on ``data`` (``x``, ``edge_index``, optional
+    ``edge_weight``, ``y`` and the three masks) with ``settings``; the row of the run:
+    validation loss and accuracy at the best epoch, the test accuracy of its weights, the
+    epochs run and why training stopped (``"patience"``, ``"epochs"`` or ``"time"``,
+    ``time_limit`` seconds). The attention networks take the support only (their weights
+    are the affinity): ``edge_weight`` goes to GRAND alone."""
     set_seed(seed)
     t0 = time.perf_counter()
     x, y = data.x.to(device), data.y.to(device)
     ei = data.edge_index.to(device)
     w = data.edge_weight.to(device) if data.get("edge_weight") is not None else None
     masks = {k: data[f"{k}_mask"].to(device) for k in ("train", "val", "test")}
-    model = settings.model(x.size(1), int(y.max()) + 1, cached=True).to(device)
+    name = model
+    model = build_model(name, settings, x.size(1), int(y.max()) + 1).to(device)
+    if name != "GRAND":
+        w = None
     loss_fn, opt = settings.loss(), settings.optimizer(model.parameters())
 
     def net(x_: Tensor, ei_: Tensor) -> Tensor:
@@ -173,22 +202,26 @@ def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
     with torch.no_grad():
         pred = net(x, ei).argmax(1)
     test_acc = (pred[masks["test"]] == y[masks["test"]]).double().mean().item()
-    return {"dataset": dataset, "seed": seed, **best, "test_acc": test_acc,
+    return {"dataset": dataset, "model": name, "seed": seed, **best, "test_acc": test_acc,
             "best_epoch": stopper.best_epoch + 1, "epochs_run": stopper.epoch + 1,
             "stopped": reason, "time_s": time.perf_counter() - t0, "device": str(device)}
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Test accuracy (%) per dataset: mean ± sample std over seeds, the published number and
-    the gap."""
+    """Test accuracy (%) per dataset and network: mean ± sample std over seeds, GRAND's
+    published number and the gap to it (rows without ``model`` are GRAND's)."""
     out = []
-    for name in dict.fromkeys(r["dataset"] for r in rows):
-        accs = [r["test_acc"] for r in rows if r["dataset"] == name]
+    keys = dict.fromkeys((r["dataset"], r.get("model", "GRAND")) for r in rows)
+    for name, net in keys:
+        accs = [r["test_acc"] for r in rows
+                if r["dataset"] == name and r.get("model", "GRAND") == net]
         mean = 100 * sum(accs) / len(accs)
         pub = PUBLISHED.get(name)
         gap = "—" if pub is None else f"{mean - pub:+.1f}"
-        out.append([name, len(accs), mean_std(accs, 100.0), "—" if pub is None else pub, gap])
-    return markdown_table(["dataset", "seeds", "GRAND test acc. (%)", "published", "gap"], out)
+        out.append([name, net, len(accs), mean_std(accs, 100.0), "—" if pub is None else pub,
+                    gap])
+    return markdown_table(["dataset", "model", "seeds", "test acc. (%)", "GRAND published",
+                           "gap"], out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), type=_dataset,
                    help="Cora CiteSeer PubMed (default: all three)")
+    p.add_argument("--models", nargs="+", default=["GRAND"], choices=MODELS,
+                   help="GRAND (fixed affinity), GRANDAttention (learned), "
+                        "GRANDAttention-fixed (its temperature frozen at 0) (default: GRAND)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
@@ -244,11 +280,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         settings = grand_settings(name)
         changes = {k: v for k, v in (("epochs", epochs), ("patience", patience)) if v}
         settings = settings.replace(**changes)
-        for seed in seeds:
+        for net, seed in ((net, seed) for net in args.models for seed in seeds):
             row = train_grand(data, settings, seed=seed, device=device,
-                              time_limit=args.time_limit, dataset=name)
+                              time_limit=args.time_limit, dataset=name, model=net)
             rows.append(row)
-            print(f"{name} seed {seed}: test {100 * row['test_acc']:.1f} (val "
+            print(f"{name} {net} seed {seed}: test {100 * row['test_acc']:.1f} (val "
                   f"{100 * row['val_acc']:.1f}, best epoch {row['best_epoch']} of "
                   f"{row['epochs_run']}, {row['stopped']}, {row['time_s']:.0f} s)", flush=True)
             write_rows(rows, json_path=args.json)

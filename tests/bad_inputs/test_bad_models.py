@@ -12,7 +12,8 @@ from torch_geometric.utils import add_self_loops, remove_self_loops
 
 from _catalogue import Equals, Raises, case, check, randn
 from affgraph.nn.models import (GRAND, AffinityAttentionNet, AffinityHopNet,
-                                DropNodeDiffusion, GRANDLoss, MLPDiffusion, consistency_loss)
+                                DropNodeDiffusion, GRANDAttention, GRANDLoss, MLPDiffusion,
+                                consistency_loss)
 
 N, FIN, OUT = 6, 4, 3
 EDGES = torch.tensor([[0, 1, 2, 3, 3, 0], [1, 2, 3, 4, 4, 0]])  # duplicate, self-loop, 5 alone
@@ -185,7 +186,17 @@ def _new_model_cases():
     grand = GRAND(FIN, OUT, 5, 2, drop_node=0.5).double().eval()
     hop = AffinityHopNet(FIN, OUT, 1, hidden_channels=6, num_layers=1, conv="diffusion",
                          sep=True, norm=None).double().eval()
+    att = GRANDAttention(FIN, OUT, 5, 2, drop_node=0.5, key_channels=3,
+                         logit_scale=0.8).double().eval()
     x = randn(N, FIN, seed=3)
+
+    def attention_reference(ei):  # eval: the hop average over softmax(gamma q k^T / sqrt(d))
+        mask = (_dense(ei) + torch.eye(N, dtype=torch.float64)) > 0
+        logits = (att.logit_scale * att.lin_query(x)) @ att.lin_key(x).T / math.sqrt(3)
+        S = logits.masked_fill(~mask, -math.inf).softmax(1)
+        xb = 0.5 * x
+        xbar = (xb + S @ xb + S @ S @ xb) / 3
+        return att.lin2(F.relu(att.lin1(xbar)))
 
     def grand_reference(ei):  # eval: (1 - rate) x, the hop average over D^-1/2 (A + I) D^-1/2
         S = _sym(_dense(ei) + torch.eye(N, dtype=torch.float64))
@@ -205,9 +216,14 @@ def _new_model_cases():
     for label, ei in (("ring", RING), ("no-edges", RING[:, :0])):
         out += [case("nn.models.GRAND", label, lambda ei=ei: grand(x, ei),
                      Equals(lambda ei=ei: grand_reference(ei))),
+                case("nn.models.GRANDAttention", label, lambda ei=ei: att(x, ei),
+                     Equals(lambda ei=ei: attention_reference(ei))),
                 case("nn.models.AffinityHopNet", label, lambda ei=ei: hop(x, ei),
                      Equals(lambda ei=ei: hop_reference(ei)))]
-    for name, model in (("GRAND", grand), ("AffinityHopNet", hop)):
+    out.append(case("nn.models.GRANDAttention", "edge_weight",
+                    lambda: att(x, RING, torch.ones(RING.size(1), dtype=torch.float64)),
+                    Raises("edge_weight")))
+    for name, model in (("GRAND", grand), ("GRANDAttention", att), ("AffinityHopNet", hop)):
         entry = f"nn.models.{name}"
         out += [
             case(entry, "x-nan", lambda model=model: model(nan, RING), Raises("x")),
@@ -220,6 +236,11 @@ def _new_model_cases():
         "GRAND": (GRAND, {
             "drop_node-one": ((FIN, OUT), {"drop_node": 1.0}, "drop_node"),
             "hidden_channels-zero": ((FIN, OUT, 0), {}, "hidden_channels"),
+        }),
+        "GRANDAttention": (GRANDAttention, {
+            "key_channels-zero": ((FIN, OUT), {"key_channels": 0}, "key_channels"),
+            "logit_scale-inf": ((FIN, OUT), {"logit_scale": math.inf}, "logit_scale"),
+            "learn_affinity-int": ((FIN, OUT), {"learn_affinity": 1}, "learn_affinity"),
         }),
         "AffinityHopNet": (AffinityHopNet, {
             "conv-unknown": ((FIN, OUT), {"conv": "gcn"}, "conv"),

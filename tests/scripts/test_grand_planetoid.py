@@ -88,7 +88,39 @@ def test_train_grand_tiny_run_is_deterministic_and_sane():
 def test_format_table_hand_computed():
     rows = [{"dataset": "Cora", "test_acc": 0.85}, {"dataset": "Cora", "test_acc": 0.83}]
     lines = gp.format_table(rows).splitlines()
-    assert lines[2] == "| Cora | 2 | 84.0 ± 1.4 | 85.4 | -1.4 |"
+    assert lines[2] == "| Cora | GRAND | 2 | 84.0 ± 1.4 | 85.4 | -1.4 |"
+    rows += [{"dataset": "Cora", "model": "GRANDAttention", "test_acc": 0.86}]
+    lines = gp.format_table(rows).splitlines()
+    assert lines[3] == "| Cora | GRANDAttention | 1 | 86.0 | 85.4 | +0.6 |"
+
+
+def test_build_model_gives_each_network_its_affinity():
+    """GRAND with the dataset's settings; GRANDAttention with the same MLP and a learnable
+    inverse temperature; the -fixed control with it frozen (a buffer)."""
+    s = grand_settings("CiteSeer")
+    grand = gp.build_model("GRAND", s, 6, 3)
+    att = gp.build_model("GRANDAttention", s, 6, 3)
+    fixed = gp.build_model("GRANDAttention-fixed", s, 6, 3)
+    assert type(grand).__name__ == "GRAND" and type(att).__name__ == "GRANDAttention"
+    for m in (grand, att, fixed):
+        assert (m.K, m.lin1.out_features, m.dropout) == (s.K, s.hidden_channels, s.dropout)
+    assert "logit_scale" in dict(att.named_parameters())
+    assert "logit_scale" not in dict(fixed.named_parameters())
+    assert "logit_scale" in dict(fixed.named_buffers())
+    with pytest.raises(ValueError, match="model"):
+        gp.build_model("GAT", s, 6, 3)
+
+
+def test_train_grand_attention_tiny_runs_are_deterministic():
+    data = _tiny_data()
+    settings = grand_settings("CiteSeer").replace(epochs=4, patience=4)
+    a = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention")
+    b = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention")
+    assert a["model"] == "GRANDAttention" and a["epochs_run"] == 4
+    for key in ("val_loss", "val_acc", "test_acc", "best_epoch"):
+        assert a[key] == b[key]
+    c = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention-fixed")
+    assert c["model"] == "GRANDAttention-fixed" and math.isfinite(c["val_loss"])
 
 
 def test_without_data_root_fails_clearly(monkeypatch):
@@ -113,4 +145,4 @@ def test_quick_on_cora(data_root, tmp_path, capsys):
     rows = gp.main(["--quick", "--datasets", "cora", "--data-root", str(data_root),
                     "--threads", "1", "--json", str(out)])
     assert [(r["dataset"], r["seed"], r["epochs_run"]) for r in rows] == [("Cora", 0, 3)]
-    assert out.exists() and "| Cora | 1 |" in capsys.readouterr().out
+    assert out.exists() and "| Cora | GRAND | 1 |" in capsys.readouterr().out

@@ -7,7 +7,8 @@ from affgraph.nn.models.affinity_hop_net import AffinityHopNet
 from affgraph.nn.models.consistency import GRANDLoss, consistency_loss
 from affgraph.nn.models.drop_node_diffusion import DropNodeDiffusion
 from affgraph.nn.models.grand import GRAND
+from affgraph.nn.models.grand_attention import GRANDAttention
 from affgraph.nn.models.mlp_diffusion import MLPDiffusion
 
 __all__ = ["AffinityAttentionNet", "AffinityHopNet", "DropNodeDiffusion", "MLPDiffusion",
-           "consistency_loss", "GRANDLoss", "GRAND"]
+           "consistency_loss", "GRANDLoss", "GRAND", "GRANDAttention"]

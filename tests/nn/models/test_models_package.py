@@ -2,7 +2,7 @@
 import affgraph
 import affgraph.nn.models as models
 from affgraph.nn.models import (  # noqa: F401
-    GRAND, AffinityAttentionNet, AffinityHopNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion,
+    GRAND, AffinityAttentionNet, GRANDAttention, AffinityHopNet, DropNodeDiffusion, GRANDLoss, MLPDiffusion,
     consistency_loss,
 )
 
@@ -10,6 +10,7 @@ from affgraph.nn.models import (  # noqa: F401
 def test_public_names():
     assert sorted(models.__all__) == sorted(["AffinityAttentionNet", "AffinityHopNet",
                                              "DropNodeDiffusion", "MLPDiffusion",
-                                             "consistency_loss", "GRANDLoss", "GRAND"])
+                                             "consistency_loss", "GRANDLoss", "GRAND",
+                                             "GRANDAttention"])
     assert all(hasattr(models, name) for name in models.__all__)
     assert affgraph.nn.models is models and "models" in affgraph.nn.__all__
