@@ -140,8 +140,9 @@ def load_dataset(name: str, root: str | os.PathLike | None) -> Data:
 
 
 def build_model(name: str, settings: GRANDSettings, in_channels: int,
-                out_channels: int) -> GRAND:
-    """The network ``name`` of :data:`MODELS` with ``settings`` (support cached)."""
+                out_channels: int, logit_scale: float = 0.0) -> GRAND:
+    """The network ``name`` of :data:`MODELS` with ``settings`` (support cached);
+    ``logit_scale`` is the attention networks' initial inverse temperature."""
     if name == "GRAND":
         return settings.model(in_channels, out_channels, cached=True)
     if name not in MODELS:
@@ -149,18 +150,20 @@ def build_model(name: str, settings: GRANDSettings, in_channels: int,
     return GRANDAttention(in_channels, out_channels, settings.hidden_channels, settings.K,
                           drop_node=settings.drop_node, input_dropout=settings.input_dropout,
                           dropout=settings.dropout, batch_norm=settings.batch_norm,
-                          learn_affinity=name == "GRANDAttention", cached=True)
+                          logit_scale=logit_scale, learn_affinity=name == "GRANDAttention",
+                          cached=True)
 
 
 def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
                 device: torch.device | str = "cpu", time_limit: float | None = None,
-                dataset: str = "", model: str = "GRAND") -> dict:
+                dataset: str = "", model: str = "GRAND", logit_scale: float = 0.0) -> dict:
     """One run of ``model`` (:data:`MODELS`) on ``data`` (``x``, ``edge_index``, optional
     ``edge_weight``, ``y`` and the three masks) with ``settings``; the row of the run:
     validation loss and accuracy at the best epoch, the test accuracy of its weights, the
     epochs run and why training stopped (``"patience"``, ``"epochs"`` or ``"time"``,
-    ``time_limit`` seconds). The attention networks take the support only (their weights
-    are the affinity): ``edge_weight`` goes to GRAND alone."""
+    ``time_limit`` seconds). The attention networks (initial inverse temperature
+    ``logit_scale``) take the support only (their weights are the affinity): ``edge_weight``
+    goes to GRAND alone; their rows add ``logit_scale_init`` and the kept ``logit_scale``."""
     set_seed(seed)
     t0 = time.perf_counter()
     x, y = data.x.to(device), data.y.to(device)
@@ -168,7 +171,7 @@ def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
     w = data.edge_weight.to(device) if data.get("edge_weight") is not None else None
     masks = {k: data[f"{k}_mask"].to(device) for k in ("train", "val", "test")}
     name = model
-    model = build_model(name, settings, x.size(1), int(y.max()) + 1).to(device)
+    model = build_model(name, settings, x.size(1), int(y.max()) + 1, logit_scale).to(device)
     if name != "GRAND":
         w = None
     loss_fn, opt = settings.loss(), settings.optimizer(model.parameters())
@@ -202,9 +205,13 @@ def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
     with torch.no_grad():
         pred = net(x, ei).argmax(1)
     test_acc = (pred[masks["test"]] == y[masks["test"]]).double().mean().item()
+    extra = {}
+    if isinstance(model, GRANDAttention):  # the inverse temperature of the kept weights
+        extra = {"logit_scale_init": logit_scale, "logit_scale": float(model.logit_scale.detach())}
     return {"dataset": dataset, "model": name, "seed": seed, **best, "test_acc": test_acc,
             "best_epoch": stopper.best_epoch + 1, "epochs_run": stopper.epoch + 1,
-            "stopped": reason, "time_s": time.perf_counter() - t0, "device": str(device)}
+            "stopped": reason, "time_s": time.perf_counter() - t0, "device": str(device),
+            **extra}
 
 
 def format_table(rows: Sequence[dict]) -> str:
@@ -232,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["GRAND"], choices=MODELS,
                    help="GRAND (fixed affinity), GRANDAttention (learned), "
                         "GRANDAttention-fixed (its temperature frozen at 0) (default: GRAND)")
+    p.add_argument("--logit-scale", type=float, default=0.0, metavar="G",
+                   help="initial inverse temperature of the attention networks (default: 0, "
+                        "uniform rows)")
     p.add_argument("--seeds", nargs="+", type=int, default=[10],
                    help="one number n (seeds 0..n-1) or a list of seeds (default: 10)")
     p.add_argument("--data-root", default=None,
@@ -282,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         settings = settings.replace(**changes)
         for net, seed in ((net, seed) for net in args.models for seed in seeds):
             row = train_grand(data, settings, seed=seed, device=device,
-                              time_limit=args.time_limit, dataset=name, model=net)
+                              time_limit=args.time_limit, dataset=name, model=net,
+                              logit_scale=args.logit_scale)
             rows.append(row)
             print(f"{name} {net} seed {seed}: test {100 * row['test_acc']:.1f} (val "
                   f"{100 * row['val_acc']:.1f}, best epoch {row['best_epoch']} of "

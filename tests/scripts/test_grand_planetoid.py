@@ -116,7 +116,8 @@ def test_train_grand_attention_tiny_runs_are_deterministic():
     settings = grand_settings("CiteSeer").replace(epochs=4, patience=4)
     a = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention")
     b = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention")
-    assert a["model"] == "GRANDAttention" and a["epochs_run"] == 4
+    assert a["model"] == "GRANDAttention" and a["epochs_run"] == 4 and "logit_scale" in a
+    assert a["logit_scale_init"] == 0.0
     for key in ("val_loss", "val_acc", "test_acc", "best_epoch"):
         assert a[key] == b[key]
     c = gp.train_grand(data, settings, seed=1, dataset="tiny", model="GRANDAttention-fixed")
