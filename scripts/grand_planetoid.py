@@ -147,9 +147,7 @@ def build_model(name: str, settings: GRANDSettings, in_channels: int,
         return settings.model(in_channels, out_channels, cached=True)
     if name not in MODELS:
         raise ValueError(f"model: unknown network {name!r}; choose from {MODELS}")
-    return GRANDAttention(in_channels, out_channels, settings.hidden_channels, settings.K,
-                          drop_node=settings.drop_node, input_dropout=settings.input_dropout,
-                          dropout=settings.dropout, batch_norm=settings.batch_norm,
+    return settings.model(in_channels, out_channels, network=GRANDAttention,
                           logit_scale=logit_scale, learn_affinity=name == "GRANDAttention",
                           cached=True)
 
@@ -207,7 +205,8 @@ def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
     test_acc = (pred[masks["test"]] == y[masks["test"]]).double().mean().item()
     extra = {}
     if isinstance(model, GRANDAttention):  # the inverse temperature of the kept weights
-        extra = {"logit_scale_init": logit_scale, "logit_scale": float(model.logit_scale.detach())}
+        extra = {"logit_scale_init": logit_scale,
+                 "logit_scale": float(model.logit_scale.detach())}
     return {"dataset": dataset, "model": name, "seed": seed, **best, "test_acc": test_acc,
             "best_epoch": stopper.best_epoch + 1, "epochs_run": stopper.epoch + 1,
             "stopped": reason, "time_s": time.perf_counter() - t0, "device": str(device),
@@ -217,11 +216,11 @@ def train_grand(data: Data, settings: GRANDSettings, *, seed: int = 0,
 def format_table(rows: Sequence[dict]) -> str:
     """Test accuracy (%) per dataset and network: mean ± sample std over seeds, GRAND's
     published number and the gap to it (rows without ``model`` are GRAND's)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r.get("model", "GRAND")), []).append(r["test_acc"])
     out = []
-    keys = dict.fromkeys((r["dataset"], r.get("model", "GRAND")) for r in rows)
-    for name, net in keys:
-        accs = [r["test_acc"] for r in rows
-                if r["dataset"] == name and r.get("model", "GRAND") == net]
+    for (name, net), accs in groups.items():
         mean = 100 * sum(accs) / len(accs)
         pub = PUBLISHED.get(name)
         gap = "—" if pub is None else f"{mean - pub:+.1f}"

@@ -169,9 +169,9 @@ class GRAND(nn.Module):
     def from_settings(cls, dataset: str, in_channels: int, out_channels: int,
                       **kwargs: Any) -> "GRAND":
         """The model of :data:`GRAND_SETTINGS` for ``dataset`` (``"Cora"``, ``"CiteSeer"``,
-        ``"PubMed"``, case-insensitive); ``kwargs`` (``init``, ``cached``) pass on. The
-        training settings: :func:`grand_settings`."""
-        return grand_settings(dataset).model(in_channels, out_channels, **kwargs)
+        ``"PubMed"``, case-insensitive), of this class; ``kwargs`` (``init``, ``cached``, a
+        subclass's own) pass on. The training settings: :func:`grand_settings`."""
+        return grand_settings(dataset).model(in_channels, out_channels, network=cls, **kwargs)
 
     def __repr__(self) -> str:
         bn = ", batch_norm=True" if self.batch_norm else ""
@@ -213,11 +213,13 @@ class GRANDSettings:
     patience: int
     epochs: int = 5000
 
-    def model(self, in_channels: int, out_channels: int, **kwargs: Any) -> GRAND:
-        """:class:`GRAND` with these settings; ``kwargs`` (``init``, ``cached``) pass on."""
-        return GRAND(in_channels, out_channels, self.hidden_channels, self.K,
-                     drop_node=self.drop_node, input_dropout=self.input_dropout,
-                     dropout=self.dropout, batch_norm=self.batch_norm, **kwargs)
+    def model(self, in_channels: int, out_channels: int, *, network: Optional[type] = None,
+              **kwargs: Any) -> GRAND:
+        """``network`` (:class:`GRAND` or a subclass, default :class:`GRAND`) with these
+        settings; ``kwargs`` (``init``, ``cached``, the subclass's own) pass on."""
+        return (network or GRAND)(in_channels, out_channels, self.hidden_channels, self.K,
+                                  drop_node=self.drop_node, input_dropout=self.input_dropout,
+                                  dropout=self.dropout, batch_norm=self.batch_norm, **kwargs)
 
     def loss(self) -> GRANDLoss:
         """The training objective :class:`~affgraph.nn.models.GRANDLoss`."""

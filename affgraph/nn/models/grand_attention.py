@@ -13,7 +13,7 @@ from affgraph._checks import check_finite, check_positive_int
 from affgraph._graph import to_edge_index
 from affgraph.attention import attention_diffusion
 from affgraph.nn.models._checks import check_model_input
-from affgraph.nn.models.grand import GRAND, grand_settings
+from affgraph.nn.models.grand import GRAND
 
 
 class GRANDAttention(GRAND):
@@ -43,7 +43,8 @@ class GRANDAttention(GRAND):
     ``learn_affinity=False`` freezes :math:`\gamma` at ``logit_scale`` (and so the queries and
     keys receive no gradient at :math:`\gamma = 0`): the fixed-affinity control of the same
     network. Train it as :class:`GRAND`, on :class:`~affgraph.nn.models.GRANDLoss`, with the
-    settings of :data:`~affgraph.nn.models.grand.GRAND_SETTINGS` (:meth:`from_settings`).
+    settings of :data:`~affgraph.nn.models.grand.GRAND_SETTINGS` (``from_settings``, inherited,
+    builds this class; ``key_channels``, ``logit_scale``, ``learn_affinity`` pass on).
 
     Args:
         in_channels, out_channels, hidden_channels, K, drop_node, input_dropout, dropout,
@@ -117,13 +118,17 @@ class GRANDAttention(GRAND):
             self._support = ei
         return ei
 
-    def attention_weights(self, x: Tensor, edge_index: Any) -> tuple[Tensor, Tensor]:
-        r"""``(support [2, E'], S_ij [E'])``: the one-hop weights of :math:`\mathbf{S}` on the
-        support, rows summing to 1."""
+    def _inputs(self, x: Tensor, edge_index: Any) -> tuple[Tensor, Tensor]:
+        """``x`` checked (width, dtype, finite) and dense, and the support."""
         check_model_input(x, self.lin1.in_features)
         x = x.to_dense() if x.is_sparse else x
         check_finite("x", x)
-        ei = self.support(edge_index, x.size(0))
+        return x, self.support(edge_index, x.size(0))
+
+    def attention_weights(self, x: Tensor, edge_index: Any) -> tuple[Tensor, Tensor]:
+        r"""``(support [2, E'], S_ij [E'])``: the one-hop weights of :math:`\mathbf{S}` on the
+        support, rows summing to 1."""
+        x, ei = self._inputs(x, edge_index)
         q, k = self._query_key(x)
         _, (ei, alpha) = attention_diffusion(q, k, x.new_zeros(x.size(0), 1, 1), ei,
                                              return_attention=True)
@@ -140,27 +145,13 @@ class GRANDAttention(GRAND):
         if edge_weight is not None:
             raise ValueError("edge_weight must be None: GRANDAttention's affinity is its "
                              "attention weights (use GRAND for a weighted fixed graph)")
-        check_model_input(x, self.lin1.in_features)
-        x = x.to_dense() if x.is_sparse else x
-        check_finite("x", x)
-        ei = self.support(edge_index, x.size(0))
+        x, ei = self._inputs(x, edge_index)
         mx = self.drop_nodes(x)
         if self.K == 0:
             return mx
         q, k = self._query_key(x)
         out = attention_diffusion(q, k, mx.unsqueeze(1), ei, hops=self.K, coeffs="uniform")
         return out.squeeze(1)
-
-    @classmethod
-    def from_settings(cls, dataset: str, in_channels: int, out_channels: int,
-                      **kwargs: Any) -> "GRANDAttention":
-        """The network of :data:`~affgraph.nn.models.grand.GRAND_SETTINGS` for ``dataset``
-        with the learned affinity; ``kwargs`` (``key_channels``, ``logit_scale``,
-        ``learn_affinity``, ``init``, ``cached``) pass on."""
-        s = grand_settings(dataset)
-        return cls(in_channels, out_channels, s.hidden_channels, s.K, drop_node=s.drop_node,
-                   input_dropout=s.input_dropout, dropout=s.dropout,
-                   batch_norm=s.batch_norm, **kwargs)
 
     def __repr__(self) -> str:
         return (f"{super().__repr__()[:-1]}, key_channels={self.key_channels}, "
