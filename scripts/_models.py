@@ -45,7 +45,8 @@ affgraph's hop models in the same framework (:data:`HOP_NET_MODELS`), run once p
 ``K``: :class:`~affgraph.nn.models.AffinityHopNet` with ego/neighbour separation, residual blocks
 and layer norm, each block's aggregation a ``K``-hop series :math:`\sum_{k=0}^{K}\theta_k
 \mathbf{S}^k` whose coefficients start at personalised PageRank's (``alpha = 0.1``) and are
-learnt, free to take any sign (GPR-GNN); at ``K = inf`` the fixed PageRank closed form:
+learnt, free to take any sign (GPR-GNN), at their own learning rate ``Budget.coeff_lr``; at
+``K = inf`` the fixed PageRank closed form:
 
 - ``AffinityHopAttention``: :math:`\mathbf{S}` the attention softmax (``heads`` heads).
 - ``AffinityHopDiffusion``: :math:`\mathbf{S} = \mathbf{D}^{-1}\mathbf{A}`, the neighbour mean.
@@ -56,7 +57,7 @@ Their sizes and training are a :class:`Budget`, one for every one of these model
 - ``"paper"`` (the default): the paper's settings: hidden 512, 5 layers (the paper picks 1-5 on
   validation; ``dataclasses.replace(budget, layers=k)`` gives the others), 8 heads, dropout 0.2,
   Adam with lr 3e-5 and no weight decay, 1000 full-batch steps, the test value read at the best
-  validation step.
+  validation step; the hop nets' hop coefficients at lr 1e-2.
 - ``"cpu"``: the same with hidden 128 and 2 layers (8 heads of 16 channels), what a CPU affords
   on the larger sets; lr, dropout and steps as in the paper.
 """
@@ -150,7 +151,11 @@ class Budget:
     (GT and GT-sep: of attention blocks, each followed by an MLP block), ``dropout`` the dropout
     after the input map and inside every block, ``lr`` Adam's learning rate (no weight decay),
     ``steps`` the full-batch training steps (the test value is read at the best validation
-    step; the training loop, not the model, applies it).
+    step; the training loop, not the model, applies it). ``coeff_lr`` is the learning rate of
+    the hop nets' learnt hop coefficients (their own Adam group; the residual baselines have
+    none): GPR-GNN learns them at its model's rate of 2e-3 to 5e-2, and at ``lr`` = 3e-5 Adam,
+    whose step is about ``lr``, moves each coefficient by at most 0.03 in 1000 steps, so they
+    would stay where they start.
     """
     hidden: int = 512
     layers: int = 5
@@ -158,6 +163,7 @@ class Budget:
     dropout: float = 0.2
     lr: float = 3e-5
     steps: int = 1000
+    coeff_lr: float = 1e-2
 
     def __post_init__(self) -> None:
         for name in ("hidden", "layers", "heads", "steps"):
@@ -166,9 +172,11 @@ class Budget:
             raise ValueError(f"hidden must be a multiple of heads, got hidden={self.hidden} and "
                              f"heads={self.heads}")
         check_dropout("dropout", self.dropout)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, Real) or \
-                not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        for name in ("lr", "coeff_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or \
+                    not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 #: the named budgets: the paper's, and the CPU-sized one (narrower and shallower only)
@@ -436,7 +444,8 @@ def build_model(name: str, in_channels: int, num_classes: int,
     ``attn_dropout`` overrides the attention dropout of the attention models (default
     :data:`ATTN_DROPOUT`); the other models refuse it. ``budget`` (a name in :data:`BUDGETS`
     or a :class:`Budget`; default ``"paper"``) sizes the :data:`BUDGETED_MODELS` and sets
-    their learning rate; the other models refuse it.
+    their learning rate (the hop nets' learnt hop coefficients: the budget's ``coeff_lr``, in
+    a second group); the other models refuse it.
     """
     if name not in SPECS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
@@ -458,7 +467,14 @@ def build_model(name: str, in_channels: int, num_classes: int,
     else:
         check_dropout("attn_dropout", attn_dropout)
         model = spec.build(in_channels, num_classes, hops, attn_dropout=attn_dropout)
-    if spec.decay_only is None:
+    coeffs = {id(p) for p in model.hop_coefficients() if p is not None} if \
+        spec.budgeted and isinstance(model, AffinityHopNet) else set()
+    if coeffs:
+        groups = [{"params": [p for p in model.parameters() if id(p) not in coeffs],
+                   "weight_decay": spec.weight_decay},
+                  {"params": [p for p in model.parameters() if id(p) in coeffs],
+                   "weight_decay": spec.weight_decay, "lr": chosen.coeff_lr}]
+    elif spec.decay_only is None:
         groups = [{"params": list(model.parameters()), "weight_decay": spec.weight_decay}]
     else:
         decayed = {id(p) for p in getattr(model, spec.decay_only).parameters()}

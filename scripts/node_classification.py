@@ -48,7 +48,7 @@ from _common import (  # noqa: E402
 )
 from _models import (  # noqa: E402
     ATTENTION_MODELS, ATTN_DROPOUT, BUDGETED_MODELS, BUDGETS, DEFAULT_MODELS, Budget, HOP_MODELS,
-    MODELS, SPECS, build_model, check_dropout, resolve_budget,
+    HOP_NET_MODELS, MODELS, SPECS, build_model, check_dropout, resolve_budget,
 )
 
 PLANETOID = ("Cora", "CiteSeer", "PubMed")
@@ -448,7 +448,15 @@ def run_task(task: tuple[str, int, str, int | float | None, float | None], *,
         row["attn_dropout"] = attn_dropout
     if budgeted:
         row["budget"] = budget
+    if learns_coeffs(model_name, row["hops"]):
+        row["coeff_lr"] = resolve_budget(budget).coeff_lr
     return row
+
+
+def learns_coeffs(model: str, hops: str) -> bool:
+    """Whether a run of ``model`` at hop label ``hops`` learns hop coefficients (the hop nets
+    at a finite hop count), trained at the budget's ``coeff_lr``."""
+    return model in HOP_NET_MODELS and hops != "inf"
 
 
 def check_budget_name(budget: object) -> None:
@@ -465,7 +473,9 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float], *,
     """Raise ``ValueError`` for an attention dropout outside ``[0, 1)``, a kept attention row
     that does not record its attention dropout (rows written before 2026-11-27, when the
     default was 0.6 and rows did not say), or a kept row of a budgeted model trained with
-    another budget than ``budget`` (rows without the field were trained with ``"paper"``)."""
+    another budget than ``budget`` (rows without the field were trained with ``"paper"``), or a
+    kept hop-net row that learnt its hop coefficients at another ``coeff_lr`` than the
+    budget's (rows without the field learnt them at the model's ``lr``)."""
     if not attn_dropout:
         raise ValueError("give at least one attn_dropout")
     for p in attn_dropout:
@@ -482,6 +492,13 @@ def check_kept_rows(done: Sequence[dict], attn_dropout: Sequence[float], *,
                 f"a kept row ({r['dataset']} {r['model']} seed {r['seed']}) was trained with "
                 f"budget {kept_budget!r}, this run with {budget!r}: pass that "
                 "--budget or write to another file")
+        if learns_coeffs(r["model"], r["hops"]) and \
+                r.get("coeff_lr") != resolve_budget(budget).coeff_lr:
+            raise ValueError(
+                f"a kept row ({r['dataset']} {r['model']} K={r['hops']} seed {r['seed']}) "
+                f"trained its hop coefficients at coeff_lr={r.get('coeff_lr')} (none: at the "
+                f"model's lr, rows from before 2026-12-04), this run at "
+                f"{resolve_budget(budget).coeff_lr:g}: write to another file")
 
 
 def _effective_attn_dropout(hops: str, attn_dropout: float) -> float:

@@ -326,9 +326,9 @@ def test_parameter_counts_and_settings_per_budget(name, budget):
 
 def test_budgets():
     assert BUDGETS["paper"] == Budget(hidden=512, layers=5, heads=8, dropout=0.2, lr=3e-5,
-                                      steps=1000)
+                                      steps=1000, coeff_lr=1e-2)
     assert BUDGETS["cpu"] == Budget(hidden=128, layers=2, heads=8, dropout=0.2, lr=3e-5,
-                                    steps=1000)
+                                    steps=1000, coeff_lr=1e-2)
     with torch.device("meta"):  # the default is the paper's
         model, opt = build_model("GT-sep", 5, 3)
     assert sum(p.numel() for p in model.parameters()) == _expected_parameters(
@@ -340,7 +340,9 @@ def test_budgets():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hidden=100), "multiple of heads"), (dict(hidden=0), "hidden"),
     (dict(layers=0), "layers"), (dict(heads=True), "heads"), (dict(dropout=1.0), "dropout"),
-    (dict(lr=0.0), "lr"), (dict(lr=math.nan), "lr"), (dict(steps=2.5), "steps")])
+    (dict(lr=0.0), "lr"), (dict(lr=math.nan), "lr"), (dict(steps=2.5), "steps"),
+    (dict(coeff_lr=-1e-2), "coeff_lr"), (dict(coeff_lr=math.inf), "coeff_lr"),
+    (dict(coeff_lr=True), "coeff_lr")])
 def test_bad_budget(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Budget(**kwargs)
@@ -465,12 +467,17 @@ def test_hop_nets_are_the_documented_affinity_hop_net(name, conv, hops):
     x, ei = _tiny_graph()
     with torch.no_grad():
         torch.testing.assert_close(model(x, ei), ref(x, ei), rtol=0, atol=0)
-    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(TINY.lr, 0.0)]
     theta = model.hop_coefficients()
     assert len(theta) == TINY.layers
     if not finite:
         assert theta == [None, None]
+        assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(TINY.lr, 0.0)]
         return
+    # the hop coefficients, and only they, train at the budget's coeff_lr
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [
+        (TINY.lr, 0.0), (TINY.coeff_lr, 0.0)]
+    assert [id(p) for p in opt.param_groups[1]["params"]] == [id(t) for t in theta]
+    assert len(opt.param_groups[0]["params"]) + len(theta) == len(list(model.parameters()))
     expected = [0.1 * 0.9 ** k for k in range(K)] + [0.9 ** K]
     for t in theta:
         assert t.requires_grad
@@ -488,7 +495,11 @@ def test_hop_net_trains_its_hop_coefficients_and_its_loss_decreases(name):
     before, after = _one_adam_step(model, opt)
     assert after < before - 1e-6
     for old, new in zip(before_theta, model.hop_coefficients()):
-        assert not torch.equal(old, new.detach())
+        # Adam's first step moves each coefficient with a gradient by its lr, coeff_lr
+        step = (new.detach() - old).abs()
+        torch.testing.assert_close(step[step > 0], torch.full_like(step[step > 0], TINY.coeff_lr),
+                                   rtol=1e-3, atol=0)
+        assert (step > 0).any()
 
 
 def test_node_classification_runs_the_hop_nets_per_hop_count(monkeypatch):
@@ -500,3 +511,11 @@ def test_node_classification_runs_the_hop_nets_per_hop_count(monkeypatch):
     assert [(r["model"], r["hops"], r["epochs_run"], r["budget"]) for r in rows] == [
         ("AffinityHopAttention", "1", 10, "paper"), ("AffinityHopAttention", "inf", 10, "paper"),
         ("AffinityHopDiffusion", "1", 10, "paper"), ("AffinityHopDiffusion", "inf", 10, "paper")]
+    # the finite hop counts learn their coefficients, at the budget's coeff_lr, and say so
+    assert [r.get("coeff_lr") for r in rows] == [TINY.coeff_lr, None, TINY.coeff_lr, None]
+    nc.check_kept_rows(rows, [0.0], budget="paper")
+    old = [{k: v for k, v in r.items() if k != "coeff_lr"} for r in rows]
+    with pytest.raises(ValueError, match=r"AffinityHopAttention K=1 seed 0\) trained its hop "
+                                         r"coefficients at coeff_lr=None"):
+        nc.check_kept_rows(old, [0.0], budget="paper")
+    nc.check_kept_rows([r for r in old if r["hops"] == "inf"], [0.0], budget="paper")

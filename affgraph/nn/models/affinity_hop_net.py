@@ -72,7 +72,10 @@ class AffinityHopNet(nn.Module):
     ``learn_coeffs=True`` makes them a ``[K + 1]`` parameter of each block, initialised from
     the family and free to take any sign (GPR-GNN, `"Adaptive Universal Generalized PageRank
     Graph Neural Network" <https://arxiv.org/abs/2006.07988>`_), so that a block can subtract
-    a hop (a high-pass filter) instead of averaging it in. With ``sep`` a family with
+    a hop (a high-pass filter) instead of averaging it in. Adam moves a parameter by about its
+    learning rate per step, so at the small rates of deep residual networks (Platonov et al.:
+    3e-5) the coefficients stay where they start; give :meth:`hop_coefficients` an optimiser
+    group of their own at a GPR-GNN-sized rate (e.g. 1e-2). With ``sep`` a family with
     :math:`\theta_0 \ne 0` (e.g. ``ppr``) also lets the node's own :math:`\mathbf{U}` into
     the neighbour part.
 
